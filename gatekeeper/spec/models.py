@@ -1,0 +1,199 @@
+"""The gate: where to look, what to compare, and how a rollout walks through its stages.
+
+Defaults live here and only here. They are deliberately strict where a peer's are lenient (see README):
+no data never passes, a source outage holds and never advances.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import Field, HttpUrl, field_validator, model_validator
+
+from gatekeeper.spec.base import SpecModel
+from gatekeeper.spec.durations import Duration
+from gatekeeper.spec.signals import Signal
+
+_LABEL = r"^[a-zA-Z_][a-zA-Z0-9_]*$"
+
+
+class Arg(SpecModel):
+    """A template argument, filled as `${name}` (Argo Rollouts AnalysisTemplate style)."""
+
+    name: str = Field(pattern=_LABEL)
+    value: str | None = Field(default=None, description="Default; an argument without one must be given.")
+    description: str = ""
+
+
+class PrometheusSettings(SpecModel):
+    url: str = Field(default="http://127.0.0.1:9090", description="Prometheus (or Thanos/Mimir) base URL.")
+    timeout: Duration = Field(default=5.0, gt=0, description="Per-query timeout.")
+    retries: int = Field(default=2, ge=0, le=10, description="Retries on transient failures, with backoff.")
+    headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization, X-Scope-OrgID.")
+    step: Duration = Field(default=60.0, gt=0, description="Resolution of per-step increments.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "${" not in v:
+            HttpUrl(v)
+        return v.rstrip("/")
+
+
+class TraceSettings(SpecModel):
+    version_attribute: str = Field(
+        default="service.version",
+        description="Resource or span attribute whose value tells canary from baseline.",
+    )
+    canary_value: str = "canary"
+    baseline_value: str = "baseline"
+    completion_timeout: Duration = Field(
+        default=30.0, gt=0, description="A trace is judged this long after its last span."
+    )
+
+
+class SourceSettings(SpecModel):
+    prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    traces: TraceSettings | None = None
+
+
+class Scopes(SpecModel):
+    """Label matchers that select each arm. Values are exact unless they start with an operator (=~, !=, !~)."""
+
+    canary: dict[str, str] = Field(min_length=1)
+    baseline: dict[str, str] = Field(min_length=1)
+
+    @field_validator("canary", "baseline")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        import re
+
+        for key in v:
+            if not re.match(_LABEL, key):
+                raise ValueError(f"'{key}' is not a Prometheus label name (letters, digits, underscore)")
+        return v
+
+    @model_validator(mode="after")
+    def _distinct(self) -> Scopes:
+        if self.canary == self.baseline:
+            raise ValueError("canary and baseline scopes are identical: they must select different series")
+        return self
+
+
+class WindowMode(StrEnum):
+    REVERSIBLE = "reversible"
+    FORWARD_FIX_ONLY = "forward-fix-only"
+    CLOSES = "closes"
+
+
+class RollbackWindow(SpecModel):
+    """How long reverting still reverts. `closes`: after N side effects or T since the stage began, whichever first."""
+
+    mode: WindowMode = WindowMode.REVERSIBLE
+    after_side_effects: int | None = Field(default=None, ge=0)
+    after: Duration | None = None
+
+    @model_validator(mode="after")
+    def _closes_needs_a_limit(self) -> RollbackWindow:
+        if self.mode == WindowMode.CLOSES and self.after_side_effects is None and self.after is None:
+            raise ValueError("mode 'closes' needs 'afterSideEffects', 'after' or both")
+        return self
+
+
+class Authority(SpecModel):
+    """Who may take the stage's decision: the gate itself, or a named group after an approval."""
+
+    mode: Literal["auto", "approval"] = "auto"
+    group: str | None = None
+
+    @model_validator(mode="after")
+    def _group(self) -> Authority:
+        if self.mode == "approval" and not self.group:
+            raise ValueError("approval needs 'group': the group whose members may approve")
+        return self
+
+
+class Stage(SpecModel):
+    weight: float = Field(gt=0, le=100, description="Canary traffic percentage during the stage.")
+    min_duration: Duration = Field(default=60.0, description="No verdict advances before this.")
+    max_duration: Duration | None = Field(default=None, description="Deadline; then `onDeadline` acts.")
+    min_samples: int = Field(default=100, ge=0, description="Canary requests needed before a pass.")
+    rollback_window: RollbackWindow = Field(default_factory=RollbackWindow)
+    authority: Authority = Field(default_factory=Authority)
+    on_deadline: Literal["hold", "rollback", "advance-if-pass"] = Field(
+        default="rollback",
+        description="What an undecided stage does at max duration. Never advances without a pass.",
+    )
+
+    @model_validator(mode="after")
+    def _durations(self) -> Stage:
+        if self.max_duration is not None and self.max_duration < self.min_duration:
+            raise ValueError("'maxDuration' is shorter than 'minDuration'")
+        return self
+
+
+class Notify(SpecModel):
+    name: str
+    url: str = Field(description="Webhook URL receiving a JSON payload per transition.")
+    format: Literal["json", "slack", "teams"] = "json"
+    severity: Literal["info", "warning", "critical"] = "info"
+
+
+class RoutingRef(SpecModel):
+    """The routing resource the gate owns and patches."""
+
+    kind: Literal["gateway-api", "istio", "smi", "nginx", "nop"]
+    name: str
+    namespace: str = "default"
+    canary_backend: str
+    stable_backend: str
+
+
+class GateSpec(SpecModel):
+    """A gate. Field names in YAML are camelCase; see `gatekeeper schema` for the JSON Schema."""
+
+    api_version: Literal["gatekeeper.dev/v1alpha1"] = "gatekeeper.dev/v1alpha1"
+    kind: Literal["Gate"] = "Gate"
+    name: str = Field(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+    description: str = ""
+    args: list[Arg] = Field(default_factory=list)
+    source: SourceSettings = Field(default_factory=SourceSettings)
+    scopes: Scopes
+    interval: Duration = Field(default=30.0, gt=0, description="How often the gate looks.")
+    alpha: float = Field(
+        default=0.01, gt=0, lt=0.5, description="Overall P(false alarm) however often it looks."
+    )
+    mode: Literal["sequential", "fixed", "kayenta"] = "sequential"
+    stages: list[Stage] = Field(default_factory=lambda: [Stage(weight=100.0)], min_length=1)
+    signals: list[Signal] = Field(min_length=1)
+    owners: list[str] = Field(default_factory=list, description="Who is paged when a stage halts.")
+    runbook: str | None = Field(default=None, description="Reconciliation routine / runbook reference.")
+    forward_fix: str | None = Field(
+        default=None, description="What to do instead of reverting past the window."
+    )
+    notify: list[Notify] = Field(default_factory=list)
+    routing: RoutingRef | None = None
+    outage_budget: Duration = Field(
+        default=300.0, description="How long missing evidence holds before the stage policy acts."
+    )
+    consecutive_error_limit: int = Field(default=4, ge=0)
+
+    @model_validator(mode="after")
+    def _checks(self) -> GateSpec:
+        names = [s.name for s in self.signals]
+        dup = sorted({n for n in names if names.count(n) > 1})
+        if dup:
+            raise ValueError(f"signal names must be unique; repeated: {', '.join(dup)}")
+        weights = [s.weight for s in self.stages]
+        if weights != sorted(weights):
+            raise ValueError(f"stage weights must not decrease: {weights}")
+        if not any(not s.dry_run for s in self.signals):
+            raise ValueError("every signal is dryRun: at least one signal must vote")
+        return self
+
+    def signal(self, name: str) -> Signal:
+        for s in self.signals:
+            if s.name == name:
+                return s
+        raise KeyError(name)

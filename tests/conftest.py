@@ -1,0 +1,6 @@
+"""Shared fixtures live in tests/fixtures/*; each module there is a pytest plugin registered here."""
+
+pytest_plugins = [
+    "tests.fixtures.prometheus",
+    "tests.fixtures.kube",
+]
