@@ -21,6 +21,7 @@ from gatekeeper.spec.models import (
     Stage,
     TraceSettings,
 )
+from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import (
     Direction,
     DriftSignal,
@@ -41,6 +42,7 @@ __all__ = [
     "DriftSignal",
     "DuplicateSignal",
     "Duration",
+    "Effect",
     "GateSpec",
     "HealthSignal",
     "InvariantSignal",
@@ -53,12 +55,14 @@ __all__ = [
     "RoutingRef",
     "Scopes",
     "Signal",
+    "SignalOutcome",
     "SourceSettings",
     "SpecError",
     "SpecIssue",
     "Stage",
     "ThresholdSignal",
     "TraceSettings",
+    "Verdict",
     "load_gate",
     "load_gate_text",
     "parse_args",

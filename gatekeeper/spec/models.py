@@ -32,6 +32,9 @@ class PrometheusSettings(SpecModel):
     retries: int = Field(default=2, ge=0, le=10, description="Retries on transient failures, with backoff.")
     headers: dict[str, str] = Field(default_factory=dict, description="e.g. Authorization, X-Scope-OrgID.")
     step: Duration = Field(default=60.0, gt=0, description="Resolution of per-step increments.")
+    max_staleness: Duration = Field(
+        default=120.0, gt=0, description="An arm whose newest sample is older than this is a gap, not a pass."
+    )
 
     @field_validator("url")
     @classmethod
@@ -174,6 +177,10 @@ class GateSpec(SpecModel):
     )
     notify: list[Notify] = Field(default_factory=list)
     routing: RoutingRef | None = None
+    side_effects: list[str] = Field(
+        default_factory=list,
+        description="Counter selectors of state created under the canary (orders, inventory writes, callbacks).",
+    )
     outage_budget: Duration = Field(
         default=300.0, description="How long missing evidence holds before the stage policy acts."
     )

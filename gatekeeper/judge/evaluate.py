@@ -1,0 +1,65 @@
+"""Evaluate a gate over a window: every signal concurrently, then aggregate. Same code for every caller."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+from gatekeeper.judge.aggregate import Judgement, aggregate
+from gatekeeper.signals import EvalContext, Window, evaluate_signal
+from gatekeeper.signals.side_effects import count_side_effects
+from gatekeeper.sources.base import MetricsSource, SourceError, TraceSource
+from gatekeeper.spec.models import GateSpec
+
+
+def signal_alphas(gate: GateSpec) -> dict[str, float]:
+    """Bonferroni split of the gate's alpha by signal weight over voting signals (dry-run ones get a share too,
+    computed as if they voted, so promoting one later does not change its numbers)."""
+    voting = sum(s.weight for s in gate.signals if not s.dry_run)
+    return {s.name: gate.alpha * s.weight / voting for s in gate.signals}
+
+
+def evaluate_gate(
+    gate: GateSpec,
+    *,
+    metrics: MetricsSource,
+    window: Window,
+    stage: int = 0,
+    stage_started: float | None = None,
+    traces: TraceSource | None = None,
+    max_workers: int = 8,
+) -> Judgement:
+    if not 0 <= stage < len(gate.stages):
+        raise ValueError(f"stage {stage} does not exist: the gate has stages 0..{len(gate.stages) - 1}")
+    alphas = signal_alphas(gate)
+    st = gate.stages[stage]
+
+    def ctx_for(name: str) -> EvalContext:
+        return EvalContext(
+            gate=gate,
+            metrics=metrics,
+            window=window,
+            stage=st,
+            alpha=alphas[name],
+            traces=traces,
+            stage_started=stage_started,
+        )
+
+    workers = max(1, min(max_workers, len(gate.signals)))
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signal") as pool:
+        outcomes = list(pool.map(lambda s: evaluate_signal(s, ctx_for(s.name)), gate.signals))
+    side_effects: dict = {}
+    if gate.side_effects:
+        try:
+            side_effects = count_side_effects(ctx_for(gate.signals[0].name))
+        except SourceError as e:
+            side_effects = {"error": str(e)}
+    return aggregate(
+        outcomes,
+        gate=gate.name,
+        window={"start": window.start, "end": window.end, "step": window.step},
+        stage=stage,
+        weight=st.weight,
+        mode=gate.mode,
+        side_effects=side_effects,
+        owners=tuple(gate.owners),
+    )

@@ -1,0 +1,48 @@
+"""What a signal evaluation gets: the gate, the sources, the window and the stage it judges."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from gatekeeper.sources.base import MetricsSource, TraceSource
+from gatekeeper.spec.models import GateSpec, Stage
+
+
+@dataclass(frozen=True)
+class Window:
+    """Evidence window [start, end] in unix seconds, cut into steps of `step` seconds (end aligned)."""
+
+    start: float
+    end: float
+    step: float
+
+    def __post_init__(self) -> None:
+        if self.end <= self.start:
+            raise ValueError(f"window end ({self.end}) must be after its start ({self.start})")
+        if self.step <= 0:
+            raise ValueError("window step must be positive")
+
+    @property
+    def length(self) -> float:
+        return self.end - self.start
+
+    @property
+    def first_point(self) -> float:
+        """First step end: a range query from here to `end` yields increases covering the whole window."""
+        n = max(round(self.length / self.step), 1)
+        return self.end - (n - 1) * self.step
+
+
+@dataclass(frozen=True)
+class EvalContext:
+    gate: GateSpec
+    metrics: MetricsSource
+    window: Window
+    stage: Stage
+    alpha: float  # this signal's share of the gate's false-alarm budget
+    traces: TraceSource | None = None
+    stage_started: float | None = None  # None: the window start
+
+    @property
+    def stage_elapsed(self) -> float:
+        return self.window.end - (self.stage_started if self.stage_started is not None else self.window.start)

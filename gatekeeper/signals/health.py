@@ -1,0 +1,54 @@
+"""Observability health: a canary that stops emitting is blind, not healthy. Gaps give NODATA with the reason."""
+
+from __future__ import annotations
+
+from gatekeeper.signals.context import EvalContext
+from gatekeeper.signals.render import scoped
+from gatekeeper.spec.outcome import SignalOutcome, Verdict
+from gatekeeper.spec.signals import HealthSignal
+
+
+def evaluate(signal: HealthSignal, ctx: EvalContext) -> SignalOutcome:
+    at = ctx.window.end
+    queries: dict[str, str] = {}
+    gaps: list[str] = []
+    facts: dict[str, dict[str, object]] = {"canary": {}, "baseline": {}}
+    for selector in signal.series:
+        newest: dict[str, float | None] = {}
+        for arm in ("canary", "baseline"):
+            q = f"max(timestamp({scoped(selector, getattr(ctx.gate.scopes, arm))}))"
+            queries[f"{arm}:{selector}"] = q
+            newest[arm] = ctx.metrics.instant(q, at=at).scalar()
+            facts[arm][selector] = None if newest[arm] is None else round(at - newest[arm], 1)
+        c, b = newest["canary"], newest["baseline"]
+        if c is None and b is not None:
+            gaps.append(f"the baseline has {selector} and the canary does not")
+        elif c is None:
+            gaps.append(f"neither arm has {selector}")
+        elif at - c > signal.max_staleness:
+            gaps.append(f"canary's {selector} is stale ({at - c:.0f}s > {signal.max_staleness:g}s)")
+        elif b is None or at - b > signal.max_staleness:
+            gaps.append(f"baseline's {selector} is missing or stale")
+    if signal.up:
+        for arm in ("canary", "baseline"):
+            q = f"min({scoped(signal.up, getattr(ctx.gate.scopes, arm))})"
+            queries[f"{arm}:up"] = q
+            up = ctx.metrics.instant(q, at=at).scalar()
+            facts[arm]["up"] = up
+            if up is None:
+                gaps.append(f"no {arm} scrape targets ({signal.up})")
+            elif up < 1:
+                gaps.append(f"a {arm} scrape target is down (up == 0)")
+    verdict = Verdict.NODATA if gaps else Verdict.PASS
+    reason = "; ".join(gaps) if gaps else f"all {len(signal.series)} required series fresh in both arms"
+    return SignalOutcome(
+        name=signal.name,
+        kind=signal.kind,
+        verdict=verdict,
+        reason=reason,
+        canary={"age_seconds": facts["canary"]},
+        baseline={"age_seconds": facts["baseline"]},
+        queries=queries,
+        critical=signal.critical,
+        dry_run=signal.dry_run,
+    )

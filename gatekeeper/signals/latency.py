@@ -1,0 +1,133 @@
+"""Latency from a Prometheus histogram, reduced to counts so the anytime-valid count test applies
+(STATISTICS.md §3): requests slower than `slowerThan`, or, for a quantile objective, requests slower than
+the baseline's quantile bucket bound (the canary's exceedance of the baseline's p-quantile)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from gatekeeper.signals.context import EvalContext
+from gatekeeper.signals.counts import ArmCounts, count_outcome
+from gatekeeper.signals.fetch import align, grid, staleness_gap
+from gatekeeper.signals.render import increase
+from gatekeeper.spec.outcome import SignalOutcome, Verdict
+from gatekeeper.spec.signals import LatencySignal
+from gatekeeper.stats import histogram
+
+
+def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
+    queries: dict[str, str] = {}
+    buckets: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
+    for arm in ("canary", "baseline"):
+        query = increase(
+            signal.histogram, getattr(ctx.gate.scopes, arm), ctx.window.step, by="le", suffix="_bucket"
+        )
+        queries[f"{arm}_buckets"] = query
+        buckets[arm] = _per_le(ctx, query)
+    if buckets["canary"] is None or buckets["baseline"] is None:
+        missing = "canary" if buckets["canary"] is None else "baseline"
+        return _plain(
+            signal, queries, Verdict.NODATA, f"no {missing} histogram {signal.histogram}_bucket in the window"
+        )
+    le_c, m_c = buckets["canary"]
+    le_b, m_b = buckets["baseline"]
+    if not np.array_equal(le_c, le_b):
+        return _plain(
+            signal,
+            queries,
+            Verdict.ERROR,
+            "canary and baseline histograms have different bucket bounds: the versions changed buckets",
+        )
+    le = le_c
+    total_c, total_b = m_c[-1], m_b[-1]  # +Inf bucket per step
+    quantiles = {
+        arm: _quantile(le, m[:, :].sum(axis=1), signal.quantile or 0.99)
+        for arm, m in (("canary", m_c), ("baseline", m_b))
+    }
+    if signal.slower_than is not None:
+        idx = _bound_index(le, signal.slower_than)
+        if idx is None:
+            finite = ", ".join(f"{x:g}" for x in le if math.isfinite(x))
+            return _plain(
+                signal,
+                queries,
+                Verdict.ERROR,
+                f"slowerThan {signal.slower_than:g}s is not a bucket bound; bounds are: {finite}",
+            )
+        label = f"slower than {signal.slower_than:g}s"
+    else:
+        q_base = quantiles["baseline"]
+        idx = int(np.searchsorted(le, q_base, side="left")) if q_base is not None else len(le) - 2
+        idx = min(idx, len(le) - 2)  # never the +Inf bucket: nothing is slower than +Inf
+        label = f"slower than the baseline's p{signal.quantile * 100:g} bucket bound ({le[idx]:g}s)"
+    gap, fresh_q = staleness_gap(ctx, signal.histogram, suffix="_count")
+    queries.update(fresh_q)
+    if gap:
+        return _plain(signal, queries, Verdict.NODATA, gap)
+    t = grid(ctx)
+    canary = ArmCounts(timestamps=t, events=np.maximum(total_c - m_c[idx], 0), exposure=total_c)
+    baseline = ArmCounts(timestamps=t, events=np.maximum(total_b - m_b[idx], 0), exposure=total_b)
+    extra = {
+        "objective": label,
+        "bound_seconds": float(le[idx]),
+        "quantile": signal.quantile,
+        "canary_quantile": quantiles["canary"],
+        "baseline_quantile": quantiles["baseline"],
+    }
+    out = count_outcome(
+        signal=signal, ctx=ctx, canary=canary, baseline=baseline, queries=queries, extra=extra
+    )
+    if signal.quantile is not None and quantiles["canary"] is not None and quantiles["baseline"] is not None:
+        q = f"p{signal.quantile * 100:g} canary {quantiles['canary']:.3g}s vs baseline {quantiles['baseline']:.3g}s; "
+        return _replace_reason(out, q + out.reason)
+    return out
+
+
+def _per_le(ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray] | None:
+    points = grid(ctx)
+    result = ctx.metrics.range(query, start=float(points[0]), end=float(points[-1]), step=ctx.window.step)
+    by_le: dict[float, np.ndarray] = {}
+    for s in result.series:
+        try:
+            bound = float(s.labels.get("le", "nan").replace("+Inf", "inf"))
+        except ValueError:
+            continue
+        if math.isnan(bound):
+            continue
+        values, _ = align(type(result)(query=query, series=(s,)), points)
+        by_le[bound] = by_le.get(bound, 0) + values
+    if not by_le or math.inf not in by_le or not any(v.sum() for v in by_le.values()):
+        return None
+    le = np.array(sorted(by_le))
+    matrix = np.vstack([by_le[b] for b in le])
+    matrix = np.maximum.accumulate(matrix, axis=0)  # cumulative buckets must not decrease (scrape skew)
+    return le, matrix
+
+
+def _bound_index(le: np.ndarray, seconds: float) -> int | None:
+    hits = np.where(np.isclose(le, seconds, rtol=1e-9, atol=1e-12))[0]
+    return int(hits[0]) if len(hits) else None
+
+
+def _quantile(le: np.ndarray, cumulative: np.ndarray, q: float) -> float | None:
+    return histogram.quantile_from_buckets(le=le, cumulative=cumulative, q=q)
+
+
+def _plain(signal: LatencySignal, queries: dict[str, str], verdict: Verdict, reason: str) -> SignalOutcome:
+    return SignalOutcome(
+        name=signal.name,
+        kind=signal.kind,
+        verdict=verdict,
+        reason=reason,
+        queries=queries,
+        critical=signal.critical,
+        dry_run=signal.dry_run,
+    )
+
+
+def _replace_reason(out: SignalOutcome, reason: str) -> SignalOutcome:
+    from dataclasses import replace
+
+    return replace(out, reason=reason)
