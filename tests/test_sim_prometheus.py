@@ -195,3 +195,11 @@ def test_a_server_scrapes_its_targets_and_stops_by_pid(prometheus) -> None:
     assert pid is not None
     with pytest.raises(ProcessLookupError):
         os.kill(pid, 0)
+
+
+def test_a_different_value_at_a_stored_timestamp_is_rejected_as_a_duplicate(prometheus) -> None:
+    client = RemoteWriteClient(prometheus.remote_write_url)
+    at, labels = current_step_ms(), {"__name__": "dup_total", "service": "duplicate-check"}
+    client.write([Series(labels=labels, samples=[(at, 1.0)])])
+    with pytest.raises(RemoteWriteRejected, match=r"duplicate sample.*distinct service"):
+        client.write([Series(labels=labels, samples=[(at, 2.0)])])

@@ -299,6 +299,11 @@ class RemoteWriteClient:
                 ". The server already holds newer samples: send in time order, use a later window, a fresh "
                 "Prometheus, or storage.tsdb.out_of_order_time_window."
             )
+        if "duplicate sample" in server_message:
+            message += (
+                ". A series with the same labels already holds a different value at that time: give each load "
+                "its own label values (e.g. a distinct service)."
+            )
         if 400 <= response.status_code < 500:
             raise RemoteWriteRejected(message, status=response.status_code, server_message=server_message)
         raise RemoteWriteFailed(message, status=response.status_code, server_message=server_message)
