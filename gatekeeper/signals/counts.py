@@ -78,6 +78,21 @@ def count_outcome(
     if ctx.stage_elapsed < signal.initial_delay:
         return out(Verdict.INCONCLUSIVE, f"in initial delay ({signal.initial_delay:g}s) of the stage")
 
+    need_samples = ctx.stage.min_samples - canary.total_exposure
+    need_time = ctx.stage.min_duration - ctx.stage_elapsed
+    if canary.total_events == 0 and baseline.total_events == 0:
+        # Traffic flowed in both arms and nothing bad happened in either: evidence of health, not its absence.
+        if need_samples <= 0 and need_time <= 0:
+            return out(
+                Verdict.PASS,
+                f"no {signal.kind} events in {canary.total_exposure} canary and "
+                f"{baseline.total_exposure} baseline {exposure_unit}",
+            )
+        return out(
+            Verdict.INCONCLUSIVE,
+            f"no events yet; the stage needs {max(need_samples, 0)} more canary "
+            f"{exposure_unit} and {max(need_time, 0):.0f}s more",
+        )
     method = getattr(signal, "test", TestMethod.SEQUENTIAL)
     limit = 1.0 + signal.tolerance
     directions = (
@@ -105,8 +120,6 @@ def count_outcome(
             f"[{_fmt(worst['lower'])}, {_fmt(worst['upper'])}] exceeds the tolerated {limit:.2f}x"
         )
         return out(Verdict.FAIL, reason + _how(worst), effect, **evidence)
-    need_samples = ctx.stage.min_samples - canary.total_exposure
-    need_time = ctx.stage.min_duration - ctx.stage_elapsed
     bounded = all(r["pass"] for r in results)
     if bounded and need_samples <= 0 and need_time <= 0:
         return out(

@@ -58,10 +58,12 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
             )
         label = f"slower than {signal.slower_than:g}s"
     else:
+        # The largest bucket bound below the baseline's quantile: the baseline then has at least (1 - q) of its
+        # requests above it, so there are events to compare (the bound above would leave far fewer).
         q_base = quantiles["baseline"]
-        idx = int(np.searchsorted(le, q_base, side="left")) if q_base is not None else len(le) - 2
-        idx = min(idx, len(le) - 2)  # never the +Inf bucket: nothing is slower than +Inf
-        label = f"slower than the baseline's p{signal.quantile * 100:g} bucket bound ({le[idx]:g}s)"
+        idx = int(np.searchsorted(le, q_base, side="left")) - 1 if q_base is not None else len(le) - 2
+        idx = min(max(idx, 0), len(le) - 2)  # never the +Inf bucket: nothing is slower than +Inf
+        label = f"slower than {le[idx]:g}s, the bucket bound below the baseline's p{signal.quantile * 100:g}"
     gap, fresh_q = staleness_gap(ctx, signal.histogram, suffix="_count")
     queries.update(fresh_q)
     if gap:

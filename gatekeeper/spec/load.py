@@ -204,9 +204,11 @@ def _issue(err: Any, lines: dict[tuple[Any, ...], int]) -> SpecIssue:
 
 def _yaml_path(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> tuple[Any, ...]:
     """Pydantic adds union tags to locations (`signals.0.ratio.bad`); keep only the steps the YAML has."""
+    kinds = {"ratio", "latency", "threshold", "invariant", "drift", "duplicates", "retries", "health"}
     out: tuple[Any, ...] = ()
     for i, step in enumerate(loc):
-        if (*out, step) in lines or i == len(loc) - 1 or isinstance(step, int):
+        tag = step in kinds and len(out) >= 2 and out[-2] == "signals" and (*out, step) not in lines
+        if not tag and ((*out, step) in lines or i == len(loc) - 1 or isinstance(step, int)):
             out = (*out, step)
     return out
 
@@ -291,4 +293,6 @@ def _fix_for(kind: str, msg: str) -> str:
         return "add at least one entry"
     if kind == "string_pattern_mismatch":
         return "use lowercase letters, digits and '-' (a DNS label)"
+    if kind == "value_error":
+        return "change the value as the message says"
     return "see `gatekeeper schema` for the allowed values"

@@ -1,0 +1,1 @@
+"""Each module here defines `register(app)` and adds its commands to the `gatekeeper` typer app."""
