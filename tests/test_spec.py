@@ -106,7 +106,7 @@ def test_durations_parse_like_prometheus(text, seconds):
 
 @pytest.mark.parametrize("text", ["5 minutes", "m5", "", "-3s", True])
 def test_bad_durations_say_how_to_write_one(text):
-    with pytest.raises(ValueError, match="30s|negative"):
+    with pytest.raises(ValueError, match=r"30s|negative"):
         parse_duration(text)
 
 
