@@ -1,0 +1,83 @@
+"""The status of a Gate resource: where the rollout is, what was last decided and why, and the intent of the
+routing change in flight. The controller writes it; the CLI, the dashboard and replay read it.
+
+Limits, counters and a bounded evidence history live here, so a restarted controller resumes where it was and
+`gatekeeper status` can explain any decision.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+from pydantic import Field
+
+from gatekeeper.spec.base import SpecModel
+
+HISTORY_LIMIT = 50
+
+
+class Phase(StrEnum):
+    PENDING = "Pending"
+    PROGRESSING = "Progressing"
+    AWAITING_APPROVAL = "AwaitingApproval"
+    PAUSED = "Paused"
+    PROMOTED = "Promoted"
+    ROLLED_BACK = "RolledBack"
+    HALTED = "Halted"  # past the rollback window: forward fix, reconciliation, owners paged
+    ABORTED = "Aborted"
+
+
+class Condition(SpecModel):
+    """A Kubernetes-style condition (Progressing, Halted, RolledBack, Promoted, AwaitingApproval)."""
+
+    type: str
+    status: str  # "True" | "False" | "Unknown"
+    reason: str = ""
+    message: str = ""
+    last_transition_time: str = ""
+
+
+class HistoryEntry(SpecModel):
+    """One look or one transition: bounded, newest last."""
+
+    time: float
+    stage: int
+    weight: float
+    verdict: str
+    reason: str
+    action: str = ""  # advance | hold | revert | halt | promote | await-approval | abort | ""
+    signals: dict[str, str] = Field(default_factory=dict)  # signal name -> verdict
+    evidence: dict[str, Any] = Field(default_factory=dict)  # e-values, bounds, samples per signal
+
+
+class Intent(SpecModel):
+    """A routing change recorded before it is made, so a crash in between resumes it exactly once."""
+
+    id: str
+    action: str
+    from_weight: float
+    to_weight: float
+    recorded_at: float
+    done: bool = False
+
+
+class GateStatus(SpecModel):
+    phase: Phase = Phase.PENDING
+    stage: int = 0
+    weight: float = 0.0
+    verdict: str = ""
+    reason: str = ""
+    stage_started_at: float | None = None
+    last_evaluated_at: float | None = None
+    consecutive_errors: int = 0
+    nodata_since: float | None = None
+    side_effects: int = 0
+    window_closed: bool = False
+    escalation: dict[str, Any] = Field(default_factory=dict)  # owners, runbook, forward fix when halted
+    approvals: list[str] = Field(default_factory=list)
+    intent: Intent | None = None
+    conditions: list[Condition] = Field(default_factory=list)
+    history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
+    observed_generation: int | None = None
+    spec_hash: str = ""
