@@ -136,6 +136,35 @@ class Stage(SpecModel):
         return self
 
 
+class Hook(SpecModel):
+    """A lifecycle webhook with Flagger's hook points and request body ({name, namespace, phase, metadata})."""
+
+    name: str
+    type: Literal[
+        "pre-rollout",
+        "rollout",
+        "confirm-rollout",
+        "confirm-traffic-increase",
+        "confirm-promotion",
+        "post-rollout",
+        "rollback",
+        "event",
+    ]
+    url: str
+    timeout: Duration = Field(default=10.0, gt=0)
+    retries: int = Field(default=0, ge=0, le=10)
+    metadata: dict[str, str] = Field(default_factory=dict)
+
+
+class Scoring(SpecModel):
+    """Score thresholds for the `kayenta` and `keptn` modes (percent)."""
+
+    pass_score: float = Field(default=90.0, ge=0, le=100)
+    marginal_score: float = Field(
+        default=75.0, ge=0, le=100, description="Kayenta 'marginal' / Keptn 'warning'."
+    )
+
+
 class Notify(SpecModel):
     name: str
     url: str = Field(description="Webhook URL receiving a JSON payload per transition.")
@@ -167,8 +196,20 @@ class GateSpec(SpecModel):
     alpha: float = Field(
         default=0.01, gt=0, lt=0.5, description="Overall P(false alarm) however often it looks."
     )
-    mode: Literal["sequential", "fixed", "kayenta"] = "sequential"
-    stages: list[Stage] = Field(default_factory=lambda: [Stage(weight=100.0)], min_length=1)
+    mode: Literal["sequential", "fixed", "kayenta", "keptn"] = "sequential"
+    scoring: Scoring = Field(default_factory=Scoring)
+    dry_run: bool = Field(default=False, description="Whole-gate dry run: evaluate, record, show, never act.")
+    stages: list[Stage] = Field(default_factory=list)
+    max_weight: float | None = Field(
+        default=None, gt=0, le=100, description="Flagger shorthand: with stepWeight(s)."
+    )
+    step_weight: float | None = Field(default=None, gt=0, le=100, description="Flagger shorthand for stages.")
+    step_weights: list[float] | None = Field(default=None, description="Flagger shorthand for stages.")
+    progress_deadline: Duration | None = Field(
+        default=None,
+        description="Argo/Kubernetes progressDeadlineSeconds: a stage making no progress this long fails.",
+    )
+    hooks: list[Hook] = Field(default_factory=list)
     signals: list[Signal] = Field(min_length=1)
     owners: list[str] = Field(default_factory=list, description="Who is paged when a stage halts.")
     runbook: str | None = Field(default=None, description="Reconciliation routine / runbook reference.")
@@ -186,12 +227,42 @@ class GateSpec(SpecModel):
     )
     consecutive_error_limit: int = Field(default=4, ge=0)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _expand_step_weights(cls, data: object) -> object:
+        """Flagger's `maxWeight` + `stepWeight` / `stepWeights` as a shorthand for `stages`."""
+        if not isinstance(data, dict):
+            return data
+        step, steps = (
+            data.get("stepWeight", data.get("step_weight")),
+            data.get("stepWeights", data.get("step_weights")),
+        )
+        if step is None and steps is None:
+            if not data.get("stages"):
+                data = {**data, "stages": [{"weight": 100}]}
+            return data
+        if data.get("stages"):
+            raise ValueError("give either 'stages' or the 'stepWeight(s)' shorthand, not both")
+        top = data.get("maxWeight", data.get("max_weight")) or 100
+        if steps is not None:
+            weights = [w for w in steps if isinstance(w, int | float) and w <= top]
+        else:
+            if not isinstance(step, int | float) or step <= 0:
+                raise ValueError("'stepWeight' must be a positive number")
+            weights, w = [], float(step)
+            while w <= float(top) + 1e-9:
+                weights.append(w)
+                w += float(step)
+        return {**data, "stages": [{"weight": w} for w in weights]}
+
     @model_validator(mode="after")
     def _checks(self) -> GateSpec:
         names = [s.name for s in self.signals]
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise ValueError(f"signal names must be unique; repeated: {', '.join(dup)}")
+        if not self.stages:
+            raise ValueError("no stages: give 'stages' or a non-empty 'stepWeights'")
         weights = [s.weight for s in self.stages]
         if weights != sorted(weights):
             raise ValueError(f"stage weights must not decrease: {weights}")

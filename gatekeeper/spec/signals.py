@@ -52,6 +52,17 @@ class SignalBase(SpecModel):
         default=0.0, description="Ignore the signal for this long after a stage starts."
     )
     owner: str | None = Field(default=None, description="Who answers for this signal's verdicts.")
+    inconclusive_limit: int | None = Field(
+        default=None,
+        ge=0,
+        description="Consecutive inconclusive looks tolerated before the stage's deadline action.",
+    )
+    group: str | None = Field(default=None, description="Metric group (Kayenta/Keptn scoring modes).")
+    pass_criteria: list[str] = Field(
+        default_factory=list, description="Keptn-style criteria on the canary value, e.g. '<=+10%' or '<600'."
+    )
+    warning_criteria: list[str] = Field(default_factory=list, description="Keptn-style warning criteria.")
+    key: bool = Field(default=False, description="Keptn key objective: failing it fails the gate.")
 
 
 class RatioSignal(SignalBase):
