@@ -16,7 +16,7 @@ import numpy as np
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import Direction, TestMethod
-from gatekeeper.stats import proportions, sequential
+from gatekeeper.stats import planning, proportions, sequential
 
 
 @dataclass(frozen=True)
@@ -110,7 +110,8 @@ def count_outcome(
         upper=worst["upper"],
         limit=limit,
     )
-    evidence = {k: worst[k] for k in ("e_value", "threshold", "p_value", "method", "path") if k in worst}
+    keys = ("e_value", "max_e_value", "threshold", "p_value", "method", "path")
+    evidence = {k: worst[k] for k in keys if k in worst}
     evidence["samples"] = {"canary": canary.total_exposure, "baseline": baseline.total_exposure}
     evidence["events"] = {"canary": canary.total_events, "baseline": baseline.total_events}
     pct = f"{(worst['estimate'] or 0):.2f}x" if worst["estimate"] is not None else "n/a"
@@ -165,15 +166,16 @@ def _test(
         return {
             "method": "sequential",
             "e_value": float(res.e_value),
+            "max_e_value": float(res.max_e_value),
             "threshold": 1.0 / alpha,
-            "fail": bool(res.e_value >= 1.0 / alpha),
+            "fail": bool(res.max_e_value >= 1.0 / alpha),
             "pass": bool(res.ratio_upper < limit),
             "harm": float(res.log_e),
             "estimate": _est(canary, baseline),
             "lower": lower,
             "upper": upper,
             "path": [float(x) for x in np.asarray(res.path)[-200:]],
-            "more_needed": _more_needed(canary, baseline, limit),
+            "more_needed": _more_needed(canary, baseline, limit, alpha),
         }
     t = proportions.conditional_binomial_test(
         canary_bad=int(c.sum()),
@@ -206,18 +208,14 @@ def _est(canary: ArmCounts, baseline: ArmCounts) -> float | None:
     return cr / br
 
 
-def _more_needed(canary: ArmCounts, baseline: ArmCounts, limit: float) -> int | None:
-    """Rough canary requests until the bound could fall below the limit if rates stay as they are."""
-    planner = getattr(sequential, "requests_needed", None)
-    if planner is None:
-        return None
+def _more_needed(canary: ArmCounts, baseline: ArmCounts, limit: float, alpha: float) -> int | None:
+    """Approximate canary requests still needed for the bound to fall below the limit if the arms are equal."""
     base = baseline.total_events / baseline.total_exposure
     share = canary.total_exposure / (canary.total_exposure + baseline.total_exposure)
-    try:
-        n = planner(baseline_rate=base, canary_share=share, limit=limit)
-    except (ValueError, ZeroDivisionError):
+    if base <= 0 or not 0 < share < 1:
         return None
-    return max(int(n) - canary.total_exposure, 0) if n is not None else None
+    n = planning.requests_needed(baseline_rate=base, canary_share=share, limit=limit, alpha=alpha)
+    return None if n is None else max(int(n) - canary.total_exposure, 0)
 
 
 def _inv(x: float | None) -> float | None:
@@ -236,5 +234,5 @@ def _fmt(x: float | None) -> str:
 
 def _how(r: dict[str, Any]) -> str:
     if r["method"] == "sequential":
-        return f" (e-value {r['e_value']:.3g} >= {r['threshold']:.3g})"
+        return f" (e-value reached {r['max_e_value']:.3g} >= {r['threshold']:.3g})"
     return f" (p = {r['p_value']:.3g} < {r['threshold']:.3g})"

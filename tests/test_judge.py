@@ -1,0 +1,77 @@
+"""Aggregation: worst-of order, critical signals lead, dry-run signals never vote, nothing passes by default."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatekeeper.judge import aggregate, signal_alphas
+from gatekeeper.spec import SignalOutcome, Verdict, load_gate_text
+
+
+def outcome(name: str, verdict: Verdict, *, critical: bool = False, dry_run: bool = False) -> SignalOutcome:
+    return SignalOutcome(
+        name=name,
+        kind="ratio",
+        verdict=verdict,
+        reason=f"{name} is {verdict}",
+        critical=critical,
+        dry_run=dry_run,
+    )
+
+
+def judge(*outcomes: SignalOutcome):  # type: ignore[no-untyped-def]
+    return aggregate(list(outcomes), gate="g", window={"start": 0, "end": 60, "step": 60})
+
+
+@pytest.mark.parametrize(
+    ("verdicts", "expected"),
+    [
+        ([Verdict.PASS, Verdict.PASS], Verdict.PASS),
+        ([Verdict.PASS, Verdict.INCONCLUSIVE], Verdict.INCONCLUSIVE),
+        ([Verdict.INCONCLUSIVE, Verdict.NODATA], Verdict.NODATA),
+        ([Verdict.NODATA, Verdict.ERROR], Verdict.ERROR),
+        ([Verdict.ERROR, Verdict.FAIL, Verdict.PASS], Verdict.FAIL),
+    ],
+)
+def test_verdict_is_the_worst_of_the_voting_signals(verdicts, expected):
+    assert judge(*[outcome(f"s{i}", v) for i, v in enumerate(verdicts)]).verdict == expected
+
+
+def test_no_signals_is_never_a_pass():
+    assert judge().verdict == Verdict.NODATA
+
+
+def test_dry_run_signals_are_shown_but_never_vote():
+    j = judge(outcome("a", Verdict.PASS), outcome("shadow", Verdict.FAIL, dry_run=True))
+    assert j.verdict == Verdict.PASS
+    assert [s.name for s in j.signals] == ["a", "shadow"]
+
+
+def test_only_dry_run_signals_is_nodata_not_pass():
+    assert judge(outcome("shadow", Verdict.PASS, dry_run=True)).verdict == Verdict.NODATA
+
+
+def test_a_critical_failure_is_flagged_and_leads_the_reason():
+    j = judge(outcome("minor", Verdict.FAIL), outcome("errors", Verdict.FAIL, critical=True))
+    assert j.critical_failure
+    assert j.reason.startswith("critical signal errors")
+
+
+def test_non_critical_failure_fails_without_the_critical_flag():
+    j = judge(outcome("minor", Verdict.FAIL), outcome("errors", Verdict.PASS, critical=True))
+    assert j.verdict == Verdict.FAIL and not j.critical_failure
+
+
+def test_alpha_is_split_by_weight_so_the_gate_keeps_its_level():
+    gate = load_gate_text("""
+name: g
+alpha: 0.01
+scopes: {canary: {t: c}, baseline: {t: b}}
+signals:
+  - {name: a, kind: ratio, bad: x, total: y, weight: 3}
+  - {name: b, kind: ratio, bad: x, total: y}
+  - {name: c, kind: ratio, bad: x, total: y, dryRun: true}
+""")
+    alphas = signal_alphas(gate)
+    assert alphas["a"] == pytest.approx(0.0075)
+    assert alphas["a"] + alphas["b"] == pytest.approx(0.01)  # voting signals use exactly the budget
