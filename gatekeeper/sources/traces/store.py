@@ -1,0 +1,377 @@
+"""The trace store: assemble spans into traces, judge each completed trace against the watched rules, and
+keep per-version counts per time bucket. It implements `TraceSource` (see `gatekeeper.sources.base`).
+
+Assembly. Spans are grouped by trace ID. A trace is complete once `completion_timeout` has passed on the
+injected clock since its last span arrived; it is then judged and forgotten (only its ID is remembered for a
+while, so a span that arrives after the verdict is counted as a late drop instead of starting a bogus trace).
+Count buckets use the spans' own times (the root span's end), so the store works the same in compressed
+simulated time as in real time; the clock only decides when a trace is complete and which buckets expire.
+
+The version of a trace (canary, baseline, …) is the value of `version_attribute` on its root span's resource
+(or on the span itself); when the root never arrived, the first span that carries the attribute decides, and
+the trace counts as an orphan (no root = nothing to judge).
+
+Bounds, each with a counted, visible drop (per version and reason, in `stats()` and in `dropped_spans`):
+open traces, open spans, spans per trace, distinct versions, count buckets per series. The policy when full is
+"refuse the new": traces already being assembled keep their spans; a span that would open a trace beyond the
+cap is dropped (after expiring what the clock allows). A dropped span makes the window's counts for its
+version unreliable, so the invariant signal answers NODATA for that window instead of a biased verdict.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from gatekeeper.sources.base import InvariantCounts
+from gatekeeper.sources.traces.buckets import Buckets, step_grid
+from gatekeeper.sources.traces.decode import trace_id_hex
+from gatekeeper.sources.traces.rules import Rule, TraceView, judge
+
+__all__ = ["IngestResult", "IntakeStats", "StoreLimits", "TraceStore"]
+
+
+@dataclass(frozen=True)
+class StoreLimits:
+    max_open_traces: int = 100_000
+    max_open_spans: int = 1_000_000
+    max_spans_per_trace: int = 1_000
+    max_versions: int = 32
+    resolution: float = 1.0  # seconds per count bucket; divide your step by it for exact sums
+    retention: float = 6 * 3600.0  # buckets older than clock - retention are pruned
+    max_examples: int = 20  # violating trace IDs kept per rule and version
+
+    def __post_init__(self) -> None:
+        for name in (
+            "max_open_traces",
+            "max_open_spans",
+            "max_spans_per_trace",
+            "max_versions",
+            "max_examples",
+        ):
+            if getattr(self, name) < 1:
+                raise ValueError(f"StoreLimits.{name} must be >= 1, got {getattr(self, name)}")
+        if not self.resolution > 0 or not self.retention > self.resolution:
+            raise ValueError("StoreLimits.resolution must be > 0 and retention longer than one resolution")
+
+    @property
+    def max_buckets(self) -> int:
+        return int(2 * self.retention / self.resolution) + 16
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    """What one export did: spans taken, spans dropped, and why (for OTLP partial_success)."""
+
+    accepted: int
+    rejected: int
+    reasons: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def message(self) -> str:
+        return ", ".join(f"{n} dropped: {r}" for r, n in sorted(self.reasons.items()))
+
+
+@dataclass(frozen=True)
+class IntakeStats:
+    """Cumulative counters for /metrics and the dashboard."""
+
+    spans_received: dict[str, int]  # version -> spans
+    spans_dropped: dict[tuple[str, str], int]  # (version, reason) -> spans
+    traces_completed: dict[str, int]
+    traces_orphaned: dict[str, int]  # completed without a root span
+    open_traces: int
+    open_spans: int
+    rule_counts: dict[tuple[str, str], tuple[int, int]]  # (rule name, version) -> (checked, violations)
+
+
+_NONE = "(none)"  # version label of spans without the version attribute
+
+
+class _Open:
+    __slots__ = ("last_seen", "root_end", "root_name", "root_version", "spans", "version")
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        self.root_name: str | None = None
+        self.root_end = 0.0
+        self.root_version: str | None = None
+        self.version: str | None = None
+        self.last_seen = 0.0
+
+
+class _RuleState:
+    def __init__(self, name: str, limits: StoreLimits) -> None:
+        self.name = name
+        self.limits = limits
+        self.counts: dict[str, Buckets] = {}  # version -> [checked, violations]
+        self.examples: dict[str, deque[tuple[float, str]]] = {}
+        self.totals: dict[str, list[int]] = {}
+
+    def record(self, version: str, t: float, violated: bool, trace_id: bytes) -> None:
+        if version not in self.counts:
+            lim = self.limits
+            self.counts[version] = Buckets(resolution=lim.resolution, width=2, max_buckets=lim.max_buckets)
+            self.examples[version] = deque(maxlen=lim.max_examples)
+            self.totals[version] = [0, 0]
+        self.counts[version].add(t, (1, 1 if violated else 0))
+        totals = self.totals[version]
+        totals[0] += 1
+        if violated:
+            totals[1] += 1
+            self.examples[version].append((t, trace_id_hex(trace_id)))
+
+
+class TraceStore:
+    """Bounded span assembly and per-version rule counts. Thread-safe: the intake and the gate share it.
+
+    Args:
+        clock: unix seconds now (real or simulated); decides completion and expiry, never bucket times.
+        version_attribute: resource (or span) attribute telling versions apart, e.g. `service.version`.
+        completion_timeout: seconds after a trace's last span before it is judged.
+        rules: invariant signals to watch from the start (more can be watched later with `watch`).
+    """
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float],
+        version_attribute: str = "service.version",
+        completion_timeout: float = 30.0,
+        limits: StoreLimits | None = None,
+        rules: tuple[Any, ...] | list[Any] = (),
+    ) -> None:
+        if not completion_timeout > 0:
+            raise ValueError(f"completion_timeout must be > 0 seconds, got {completion_timeout!r}")
+        self._clock = clock
+        self.version_attribute = version_attribute
+        self.completion_timeout = float(completion_timeout)
+        self.limits = limits or StoreLimits()
+        self._lock = threading.Lock()
+        self._open: OrderedDict[bytes, _Open] = OrderedDict()
+        self._open_spans = 0
+        self._done: OrderedDict[bytes, str] = OrderedDict()  # recently completed trace -> version
+        self._rules: dict[Rule, _RuleState] = {}
+        self._names: dict[str, str] = {}
+        lim = self.limits
+        self._spans: dict[str, Buckets] = {}  # version -> [spans, newest end]
+        self._drops: dict[str, Buckets] = {}  # version -> [dropped spans]
+        self._received: dict[str, int] = {}
+        self._dropped: dict[tuple[str, str], int] = {}
+        self._completed: dict[str, int] = {}
+        self._orphaned: dict[str, int] = {}
+        self._next_prune = float("-inf")
+        self._bucket_args = {"resolution": lim.resolution, "max_buckets": lim.max_buckets}
+        for signal in rules:
+            self.watch(signal)
+
+    # -- rules ----------------------------------------------------------------------------------------------
+    def watch(self, signal: Any) -> Rule:
+        """Start judging completed traces against `signal`'s rule (no effect if already watched)."""
+        rule = Rule.of(signal)
+        with self._lock:
+            if rule not in self._rules:
+                self._rules[rule] = _RuleState(getattr(signal, "name", rule.root), self.limits)
+        return rule
+
+    # -- intake ---------------------------------------------------------------------------------------------
+    def ingest(self, request: Any) -> IngestResult:
+        """Add every span of an `ExportTraceServiceRequest`; then judge the traces the clock has completed."""
+        attr = self.version_attribute
+        accepted = 0
+        reasons: dict[str, int] = {}
+        with self._lock:
+            now = self._clock()
+            for rs in request.resource_spans:
+                version = _attribute(rs.resource.attributes, attr)
+                for ss in rs.scope_spans:
+                    for span in ss.spans:
+                        reason = self._add(span, version, now)
+                        if reason is None:
+                            accepted += 1
+                        else:
+                            reasons[reason] = reasons.get(reason, 0) + 1
+            self._sweep(now)
+        return IngestResult(accepted=accepted, rejected=sum(reasons.values()), reasons=reasons)
+
+    def _add(self, span: Any, resource_version: str | None, now: float) -> str | None:
+        version = (
+            resource_version
+            if resource_version is not None
+            else _attribute(span.attributes, self.version_attribute)
+        )
+        label = version if version is not None else _NONE
+        end = span.end_time_unix_nano / 1e9 or span.start_time_unix_nano / 1e9
+        tid = span.trace_id
+        if label not in self._spans:
+            if len(self._spans) >= self.limits.max_versions:
+                return self._drop(_NONE if version is None else "(other)", end, "too many versions")
+            self._spans[label] = Buckets(width=2, keep_max=True, **self._bucket_args)
+            self._drops[label] = Buckets(width=1, **self._bucket_args)
+        self._received[label] = self._received.get(label, 0) + 1
+        if len(tid) != 16 or not any(tid):
+            return self._drop(label, end, "invalid trace id")
+        trace = self._open.get(tid)
+        if trace is None:
+            if tid in self._done:
+                return self._drop(self._done[tid], end, "late span of a judged trace")
+            if len(self._open) >= self.limits.max_open_traces:
+                self._sweep(now)
+                if len(self._open) >= self.limits.max_open_traces:
+                    return self._drop(label, end, "open-trace cap")
+            trace = self._open[tid] = _Open()
+        else:
+            self._open.move_to_end(tid)
+        if len(trace.spans) >= 3 * self.limits.max_spans_per_trace:
+            return self._drop(label, end, "spans-per-trace cap")
+        if self._open_spans >= self.limits.max_open_spans:
+            self._sweep(now)
+            if self._open_spans >= self.limits.max_open_spans:
+                if not trace.spans:
+                    del self._open[tid]
+                return self._drop(label, end, "open-span cap")
+        if not self._spans[label].add(end, (1, end)):
+            if not trace.spans:
+                del self._open[tid]
+            return self._drop(label, end, "time outside retained buckets")
+        name = self._names.get(span.name)
+        if name is None:
+            name = span.name
+            if len(self._names) < 10_000:
+                self._names[name] = name
+        trace.spans += (name, span.status.code, end)
+        self._open_spans += 1
+        trace.last_seen = now
+        if not span.parent_span_id:
+            trace.root_name, trace.root_end, trace.root_version = name, end, version
+        elif trace.version is None:
+            trace.version = version
+        return None
+
+    def _drop(self, label: str, t: float, reason: str) -> str:
+        key = (label, reason)
+        self._dropped[key] = self._dropped.get(key, 0) + 1
+        drops = self._drops.get(label)
+        if drops is not None:
+            drops.add(t, (1,))
+        return reason
+
+    # -- completion -----------------------------------------------------------------------------------------
+    def sweep(self) -> int:
+        """Judge every trace the clock has completed; returns how many."""
+        with self._lock:
+            return self._sweep(self._clock())
+
+    def _sweep(self, now: float) -> int:
+        deadline = now - self.completion_timeout
+        done = 0
+        while self._open:
+            tid, trace = next(iter(self._open.items()))
+            if trace.last_seen > deadline:
+                break
+            self._open.popitem(last=False)
+            self._complete(tid, trace)
+            done += 1
+        if now >= self._next_prune:
+            self._prune(now)
+        return done
+
+    def _complete(self, tid: bytes, trace: _Open) -> None:
+        self._open_spans -= len(trace.spans) // 3
+        version = trace.root_version if trace.root_version is not None else trace.version
+        label = version if version is not None else _NONE
+        self._done[tid] = label
+        if len(self._done) > self.limits.max_open_traces:
+            self._done.popitem(last=False)
+        if trace.root_name is None:
+            self._orphaned[label] = self._orphaned.get(label, 0) + 1
+            return
+        self._completed[label] = self._completed.get(label, 0) + 1
+        if version is None:
+            return
+        view = TraceView(root_name=trace.root_name, spans=trace.spans)
+        for rule, state in self._rules.items():
+            applies, violated = judge(rule, view)
+            if applies:
+                state.record(version, trace.root_end, violated, tid)
+
+    def _prune(self, now: float) -> None:
+        before = now - self.limits.retention
+        for series in (*self._spans.values(), *self._drops.values()):
+            series.prune(before)
+        for state in self._rules.values():
+            for counts in state.counts.values():
+                counts.prune(before)
+        self._next_prune = now + max(60.0, 60 * self.limits.resolution)
+
+    # -- TraceSource ----------------------------------------------------------------------------------------
+    def invariant_counts(
+        self, signal: Any, *, arm: str, start: float, end: float, step: float
+    ) -> InvariantCounts:
+        """Per-step checked traces and violations of `signal`'s rule for the version `arm` (the attribute value).
+
+        A rule not watched before is watched from now on; its counts start empty (the signal says NODATA).
+        Traces still being assembled are not counted yet: the newest `completion_timeout` lags.
+        """
+        rule = self.watch(signal)
+        points = step_grid(start, end, step)
+        with self._lock:
+            self._sweep(self._clock())
+            state = self._rules[rule]
+            counts = state.counts.get(arm)
+            grid = counts.on_grid(points, step) if counts is not None else np.zeros((len(points), 2))
+            lo = float(points[0]) - step
+            examples = tuple(tid for t, tid in reversed(state.examples.get(arm, ())) if lo <= t < end)
+            drops = self._drops.get(arm)
+            dropped = int(drops.on_grid(points, step).sum()) if drops is not None else 0
+            spans = self._spans.get(arm)
+            newest = spans.newest_before(end, 1) if spans is not None else None
+        return InvariantCounts(
+            timestamps=points,
+            checked=grid[:, 0].astype(np.int64),
+            violations=grid[:, 1].astype(np.int64),
+            examples=examples,
+            dropped_spans=dropped,
+            newest_span=newest,
+        )
+
+    def stats(self) -> IntakeStats:
+        with self._lock:
+            rule_counts = {
+                (state.name, version): (totals[0], totals[1])
+                for state in self._rules.values()
+                for version, totals in state.totals.items()
+            }
+            return IntakeStats(
+                spans_received=dict(self._received),
+                spans_dropped=dict(self._dropped),
+                traces_completed=dict(self._completed),
+                traces_orphaned=dict(self._orphaned),
+                open_traces=len(self._open),
+                open_spans=self._open_spans,
+                rule_counts=rule_counts,
+            )
+
+
+def _attribute(attributes: Any, key: str) -> str | None:
+    """The string value of attribute `key` (other scalar types as text), None when absent."""
+    for kv in attributes:
+        if kv.key == key:
+            value = kv.value
+            which = value.WhichOneof("value")
+            if which is None:
+                return None
+            raw = getattr(value, which)
+            return (
+                raw
+                if isinstance(raw, str)
+                else str(raw)
+                if which != "kvlist_value" and which != "array_value"
+                else None
+            )
+    return None
