@@ -36,6 +36,11 @@ export GOMODCACHE=${GOMODCACHE_OVERRIDE:-$CACHE/go/mod}
 export GOCACHE=${GOCACHE_OVERRIDE:-$CACHE/go/build}
 export GOTOOLCHAIN=local GOFLAGS="-modcacherw -buildvcs=false" CGO_ENABLED=0
 mkdir -p "$CACHE"
+# One build at a time per cache: a second concurrent run waits, then finds everything cached.
+if command -v flock >/dev/null; then
+  exec 9>"$CACHE/.build.lock"
+  flock -n 9 || { echo "kube-apiserver.sh: another run is building into $CACHE; waiting for it" >&2; flock 9; }
+fi
 
 say() { printf 'kube-apiserver.sh: %s\n' "$*"; }
 elapsed() { local s=$(($(date +%s) - $1)); printf '%dm%02ds' $((s / 60)) $((s % 60)); }
@@ -104,9 +109,10 @@ if ((with_helm)); then
     say "building helm $HELM_VERSION into $HELM_DIR (cold: ~1-2 min)"
     mkdir -p "$HELM_DIR"
     tmp=$(mktemp -d)
-    (cd "$tmp" && GOBIN=$HELM_DIR "$GO" install -trimpath \
+    (cd "$tmp" && GOBIN=$tmp "$GO" install -trimpath \
       -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
       "helm.sh/helm/v3/cmd/helm@$HELM_VERSION")
+    mv "$tmp/helm" "$HELM_DIR/helm"
     rmdir "$tmp"
     say "built $HELM_DIR/helm in $(elapsed "$t0")"
   fi

@@ -14,7 +14,7 @@ import pytest
 from kubernetes import client
 
 from gatekeeper.routing import Conflict, NotOwned, RouteTarget, RoutingError, make_router
-from gatekeeper.routing.base import APIS, ORIGINAL_ANNOTATION, OWNER_ANNOTATION
+from gatekeeper.routing.base import APIS, ORIGINAL_ANNOTATION, OWNER_ANNOTATION, Api
 
 pytestmark = pytest.mark.k8s
 
@@ -324,3 +324,16 @@ def test_a_revert_keeps_spec_fields_another_writer_changed(kube: Kube, kube_admi
     assert raw_weights(kind, {"spec": after, "metadata": kube.get()["metadata"]}) == expect(kind, 0)
     assert after[field] == edited
     assert {k: v for k, v in after.items() if k != field} == {k: v for k, v in original.items() if k != field}
+
+
+def test_an_unserved_api_version_falls_back_to_the_next_in_the_table(
+    kube_admin: Any, kube_namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    Kube(kube_admin, "smi", kube_namespace).create(sample("smi", canary=7))
+    smi = APIS["smi"]
+    monkeypatch.setitem(APIS, "smi", Api(smi.group, ("v1alpha4", "v1alpha2"), smi.plural, smi.kind))
+    router = make_router(target("smi", kube_namespace), kube_admin)
+    assert router.read().canary_weight == 7 and router.set_weight(8).after.canary_weight == 8
+    monkeypatch.setitem(APIS, "smi", Api(smi.group, ("v1alpha4",), smi.plural, smi.kind))
+    with pytest.raises(RoutingError, match="serves none"):
+        make_router(target("smi", kube_namespace), kube_admin).read()

@@ -275,46 +275,35 @@ class KubeRouter:
             ) from exc
         return view
 
-    def _resolve_version(self) -> str:
-        """The first version in the table that the server serves (cached)."""
+    def _get(self) -> dict[str, Any]:
+        """GET the resource; the first time, at the first version of the table the server serves."""
         from kubernetes.client.exceptions import ApiException
 
-        if self._version is not None:
-            return self._version
         api, t = APIS[self.kind], self.target
-        for version in api.versions:
+        versions = (self._version,) if self._version else api.versions
+        for version in versions:
             try:
-                self._api.get_namespaced_custom_object(api.group, version, t.namespace, api.plural, t.name)
+                obj: dict[str, Any] = self._api.get_namespaced_custom_object(
+                    api.group, version, t.namespace, api.plural, t.name
+                )
             except ApiException as exc:
-                if exc.status == 404 and not _names_object(exc):
+                if exc.status == 404 and not _names_object(exc) and self._version is None:
                     continue  # this version is not served: try the next
-                if exc.status != 404:
-                    raise self._refused(exc, "read") from exc
+                if exc.status == 404:
+                    self._version = version
+                raise self._refused(exc, "read") from exc
             self._version = version
-            return version
+            return obj
         raise RoutingError(
             f"the cluster serves none of {api.group}/{{{','.join(api.versions)}}} {api.plural}; "
             f"install the {api.kind} CRD or pick the routing kind the cluster has"
         )
 
-    def _get(self) -> dict[str, Any]:
-        from kubernetes.client.exceptions import ApiException
-
-        api, t = APIS[self.kind], self.target
-        version = self._resolve_version()
-        try:
-            obj: dict[str, Any] = self._api.get_namespaced_custom_object(
-                api.group, version, t.namespace, api.plural, t.name
-            )
-        except ApiException as exc:
-            raise self._refused(exc, "read") from exc
-        return obj
-
     def _patch(self, ops: list[dict[str, Any]], *, dry_run: bool) -> dict[str, Any]:
         api, t = APIS[self.kind], self.target
         kw: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         out: dict[str, Any] = self._api.patch_namespaced_custom_object(
-            api.group, self._resolve_version(), t.namespace, api.plural, t.name, ops,
+            api.group, self._version or api.versions[0], t.namespace, api.plural, t.name, ops,
             _content_type="application/json-patch+json", field_manager="gatekeeper", **kw,
         )  # fmt: skip
         return out

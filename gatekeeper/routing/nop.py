@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
 
 from gatekeeper.routing.base import Change, RouteTarget, RoutingError, Split, check_weight
 
@@ -54,10 +54,10 @@ class NopRouter:
     def revert(self, *, dry_run: bool = False) -> Change:
         return self._move("revert", self._original, dry_run=dry_run)
 
-    def _move(self, action: str, weight: int | None, *, dry_run: bool) -> Change:
+    def _move(self, action: Literal["set", "revert"], weight: int | None, *, dry_run: bool) -> Change:
         before = self.read()
         if weight is None or weight == self._canary:
-            return Change(self.target, action, before, before, written=False, dry_run=dry_run, attempts=1)  # type: ignore[arg-type]
+            return Change(self.target, action, before, before, written=False, dry_run=dry_run, attempts=1)
         if self._fence is not None:
             self._fence()
         after = Split(weight, 100 - weight, self.target.owner, str(self._version + 1), action == "set")
@@ -72,4 +72,4 @@ class NopRouter:
             "routing write %s [nop] %s%s: canary %d -> %d (local stand-in, no traffic moved)",
             action, self.target.describe(), " [dry run]" if dry_run else "", before.canary_weight, weight,
         )  # fmt: skip
-        return Change(self.target, action, before, after, written=True, dry_run=dry_run, attempts=1)  # type: ignore[arg-type]
+        return Change(self.target, action, before, after, written=True, dry_run=dry_run, attempts=1)
