@@ -1,0 +1,444 @@
+"""The transition machine: a look (a judgement) or an operator request in, the next status and the actions out.
+
+Pure: no I/O, no clock (``now`` is an argument, unix seconds of the gate's clock), no randomness. The state is
+the Gate's ``GateStatus``; the policy is the gate's stages and limits. One executor performs the actions.
+
+Rules (see shared/design/RELIABILITY.md for the peer bugs behind them):
+
+* The target weight comes from the gate's own stage index, never from the route (Flagger #1613); a routing
+  change is recorded as an ``Intent`` in the status before it is made, and nothing else is decided while one
+  is pending, so a crash in between resumes it exactly once.
+* Advance only on a ``pass`` at or after the stage's minimum duration; never on nodata, error or inconclusive.
+* ``fail``: revert while the rollback window is open, else halt + escalate (forward fix, runbook, owners). A
+  non-critical failure waits for the stage minimum; a critical one acts at once. A revert only lowers exposure.
+* ``nodata``/``error``: hold; once the outage budget (or ``consecutiveErrorLimit``) is spent, the stage's
+  ``onDeadline`` acts — the same as an undecided stage at ``maxDuration``: ``rollback`` (revert or halt),
+  ``hold`` (pause for a human) or ``advance-if-pass`` (keep holding until a pass).
+* The rollback window closes for good (for the rest of the rollout) once a stage is ``forward-fix-only``, or
+  a ``closes`` stage has lasted ``after`` or counted ``afterSideEffects`` canary side effects. A side-effect
+  count that could not be queried is unknown, and unknown is treated as closed: gatekeeper never reverts
+  when it cannot show that reverting is still safe. An absent counter series counts as zero (no side effect
+  was ever reported).
+* ``Paused`` stops progress, not protection: a failure while paused still reverts or halts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+from gatekeeper.controller.record import (
+    conditions_for,
+    evidence_of,
+    push_history,
+    side_effect_count,
+)
+from gatekeeper.judge import Judgement
+from gatekeeper.spec.models import GateSpec, Stage, WindowMode
+from gatekeeper.spec.outcome import Verdict
+from gatekeeper.spec.status import GateStatus, Intent, Phase
+
+__all__ = [
+    "TERMINAL",
+    "Action",
+    "Announce",
+    "Policy",
+    "Request",
+    "Route",
+    "applied",
+    "approval_entry",
+    "is_approved",
+    "request",
+    "route_failed",
+    "transition",
+]
+
+TERMINAL = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED})  # Halted waits for a human
+Severity = Literal["info", "warning", "critical"]
+
+
+# -- inputs and outputs ---------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Policy:
+    """What the machine needs from a gate spec."""
+
+    stages: tuple[Stage, ...]
+    outage_budget: float
+    consecutive_error_limit: int
+    owners: tuple[str, ...] = ()
+    runbook: str | None = None
+    forward_fix: str | None = None
+
+    @classmethod
+    def from_gate(cls, gate: GateSpec) -> Policy:
+        return cls(
+            stages=tuple(gate.stages),
+            outage_budget=gate.outage_budget,
+            consecutive_error_limit=gate.consecutive_error_limit,
+            owners=tuple(gate.owners),
+            runbook=gate.runbook,
+            forward_fix=gate.forward_fix,
+        )
+
+    def stage(self, index: int) -> Stage:
+        """The stage at ``index``; an index past the end (the spec lost stages mid-rollout) is the last."""
+        return self.stages[min(max(index, 0), len(self.stages) - 1)]
+
+    @property
+    def last(self) -> int:
+        return len(self.stages) - 1
+
+
+@dataclass(frozen=True)
+class Route:
+    """Change the split: ``set`` the canary to ``intent.to_weight``, or ``revert`` to the saved original."""
+
+    kind: Literal["set", "revert"]
+    intent: Intent
+
+
+@dataclass(frozen=True)
+class Announce:
+    """Tell people: a Kubernetes Event on the Gate and a notification to the gate's webhooks."""
+
+    reason: str  # CamelCase, the Event reason: Started, Advanced, Promoted, RolledBack, Halted, ...
+    message: str
+    severity: Severity = "info"
+
+
+Action = Route | Announce
+
+
+@dataclass(frozen=True)
+class Request:
+    """An operator's command (``gatekeeper approve|abort|pause|resume``), made through the API server."""
+
+    action: Literal["approve", "abort", "pause", "resume"]
+    by: str = "unknown"
+    stage: int | None = None  # approve: the stage whose advance is approved (default: the current one)
+    reason: str = ""
+
+
+Step = tuple[GateStatus, tuple[Action, ...]]
+
+
+def approval_entry(stage: int, user: str) -> str:
+    """How an approval is written in ``status.approvals``: ``stage-<index>:<user>``."""
+    return f"stage-{stage}:{user}"
+
+
+def is_approved(state: GateStatus, stage: int) -> bool:
+    return any(a.startswith(f"stage-{stage}:") for a in state.approvals)
+
+
+# -- looks ----------------------------------------------------------------------------------------------------
+def transition(state: GateStatus, judgement: Judgement | None, now: float, policy: Policy) -> Step:
+    """The next status and actions after one look. ``judgement`` may be None when none was taken."""
+    if state.intent is not None and not state.intent.done:
+        return state, (_route_of(state.intent),)  # resume the recorded change; decide nothing else
+    if state.phase in TERMINAL or (state.phase == Phase.HALTED):
+        return state, ()
+    if state.phase == Phase.PENDING:
+        return _start(state, now, policy)
+    if judgement is None or state.stage_started_at is None:
+        return state, ()
+    s = _observe(state, judgement, now, policy)
+    verdict = judgement.verdict
+    if verdict == Verdict.FAIL:
+        return _on_fail(s, judgement, now, policy)
+    if s.phase == Phase.PAUSED:
+        return _hold(s, now, judgement, note="paused: no progress until resumed")
+    if verdict == Verdict.PASS:
+        return _on_pass(s, judgement, now, policy)
+    if verdict == Verdict.INCONCLUSIVE:
+        return _on_undecided(s, judgement, now, policy, prev=state)
+    return _on_missing(s, judgement, now, policy, prev=state)
+
+
+def _start(state: GateStatus, now: float, policy: Policy) -> Step:
+    to = policy.stage(0).weight
+    s = state.model_copy(
+        update={"phase": Phase.PROGRESSING, "stage": 0, "reason": f"starting stage 0 at {to:g}%"}
+    )
+    return _move(s, now, action="start", to=to, announce=Announce("Started", f"stage 0: canary to {to:g}%"))
+
+
+def _observe(state: GateStatus, j: Judgement, now: float, policy: Policy) -> GateStatus:
+    """Record the look: verdict, counters of missing evidence, side effects, rollback window."""
+    missing = j.verdict in (Verdict.NODATA, Verdict.ERROR)
+    count, known = side_effect_count(j.side_effects)
+    s = state.model_copy(
+        update={
+            "verdict": j.verdict.value,
+            "reason": j.reason,
+            "last_evaluated_at": now,
+            "nodata_since": (state.nodata_since if state.nodata_since is not None else now)
+            if missing
+            else None,
+            "consecutive_errors": state.consecutive_errors + 1 if j.verdict == Verdict.ERROR else 0,
+            "side_effects": count if known else state.side_effects,
+        }
+    )
+    closed, why = _window(s, policy.stage(s.stage), now, known=known)
+    if closed and not state.window_closed:
+        esc = {**s.escalation, "windowClosed": why, "windowClosedAt": now}
+        s = s.model_copy(update={"window_closed": True, "escalation": esc})
+    return s
+
+
+def _window(s: GateStatus, stage: Stage, now: float, *, known: bool) -> tuple[bool, str]:
+    if s.window_closed:
+        return True, str(s.escalation.get("windowClosed", "closed earlier in the rollout"))
+    rw = stage.rollback_window
+    if rw.mode == WindowMode.FORWARD_FIX_ONLY:
+        return True, f"stage {s.stage} is forward-fix-only"
+    if rw.mode != WindowMode.CLOSES:
+        return False, ""
+    elapsed = now - (s.stage_started_at or now)
+    if rw.after is not None and elapsed >= rw.after:
+        return True, f"stage {s.stage} has run {elapsed:.0f}s, past its rollback window of {rw.after:g}s"
+    if rw.after_side_effects is not None:
+        if not known:
+            return True, "canary side effects could not be counted, so a revert cannot be shown to be safe"
+        if s.side_effects >= rw.after_side_effects:
+            return True, (
+                f"{s.side_effects} canary side effects in stage {s.stage} "
+                f"(the window closes at {rw.after_side_effects})"
+            )
+    return False, ""
+
+
+def _on_fail(s: GateStatus, j: Judgement, now: float, policy: Policy) -> Step:
+    stage = policy.stage(s.stage)
+    left = stage.min_duration - (now - (s.stage_started_at or now))
+    if not j.critical_failure and left > 0:
+        return _hold(s, now, j, note=f"non-critical failure: acts at the stage minimum ({left:.0f}s left)")
+    return _protect(s, now, j, policy, cause=f"failed: {j.reason}")
+
+
+def _protect(s: GateStatus, now: float, j: Judgement | None, policy: Policy, *, cause: str) -> Step:
+    """Revert while the rollback window is open; past it, halt and escalate."""
+    if not s.window_closed:
+        s = s.model_copy(
+            update={"phase": Phase.ROLLED_BACK, "reason": f"rolled back at stage {s.stage}: {cause}"}
+        )
+        ann = Announce(
+            "RolledBack", f"stage {s.stage} at {s.weight:g}%: {cause}; canary traffic reverted", "warning"
+        )
+        return _move(s, now, action="revert", to=0.0, judgement=j, announce=ann)
+    esc = {
+        **s.escalation,
+        "reason": cause,
+        "stage": s.stage,
+        "weight": s.weight,
+        "sideEffects": s.side_effects,
+        "owners": list(policy.owners),
+        "runbook": policy.runbook,
+        "forwardFix": policy.forward_fix,
+        "at": now,
+    }
+    why = s.escalation.get("windowClosed", "the rollback window is closed")
+    reason = f"halted at stage {s.stage} ({s.weight:g}%): {cause}; not reverted because {why}"
+    s = s.model_copy(update={"phase": Phase.HALTED, "reason": reason, "escalation": esc})
+    owners = ", ".join(policy.owners) or "no owners listed"
+    more = "".join(
+        f"; {k}: {v}" for k, v in (("forward fix", policy.forward_fix), ("runbook", policy.runbook)) if v
+    )
+    ann = Announce("Halted", f"{reason}. Paging {owners}{more}", "critical")
+    return _done(s, now, action="halt", judgement=j, actions=(ann,))
+
+
+def _on_pass(s: GateStatus, j: Judgement, now: float, policy: Policy) -> Step:
+    stage = policy.stage(s.stage)
+    left = stage.min_duration - (now - (s.stage_started_at or now))
+    if left > 0:  # the judge already waits for the minimum; this guards the rule here too
+        return _hold(s, now, j, note=f"passing, {left:.0f}s left of the stage minimum")
+    if stage.authority.mode == "approval" and not is_approved(s, s.stage):
+        if s.phase == Phase.AWAITING_APPROVAL:
+            return _hold(s, now, j, note=f"passing; waiting for approval from {stage.authority.group}")
+        s = s.model_copy(
+            update={
+                "phase": Phase.AWAITING_APPROVAL,
+                "reason": f"stage {s.stage} passes; approval by group {stage.authority.group} is required",
+            }
+        )
+        ann = Announce("AwaitingApproval", s.reason)
+        return _done(s, now, action="await-approval", judgement=j, actions=(ann,))
+    s = s.model_copy(update={"phase": Phase.PROGRESSING})
+    if s.stage >= policy.last:
+        s = s.model_copy(update={"phase": Phase.PROMOTED, "reason": f"promoted: {j.reason}"})
+        ann = Announce("Promoted", f"every stage passed; canary at 100% ({j.reason})")
+        if s.weight >= 100:
+            return _done(s, now, action="promote", judgement=j, actions=(ann,))
+        return _move(s, now, action="promote", to=100.0, judgement=j, announce=ann)
+    nxt = s.stage + 1
+    to = policy.stage(nxt).weight
+    s = s.model_copy(
+        update={"stage": nxt, "side_effects": 0, "reason": f"advanced to stage {nxt}: {j.reason}"}
+    )
+    ann = Announce("Advanced", f"stage {nxt - 1} passed ({j.reason}); canary {s.weight:g}% -> {to:g}%")
+    return _move(s, now, action="advance", to=to, judgement=j, announce=ann)
+
+
+def _on_undecided(s: GateStatus, j: Judgement, now: float, policy: Policy, *, prev: GateStatus) -> Step:
+    stage = policy.stage(s.stage)
+    if stage.max_duration is not None:
+        deadline = (s.stage_started_at or now) + stage.max_duration
+        if now >= deadline:
+            crossed = prev.last_evaluated_at is None or prev.last_evaluated_at < deadline
+            cause = f"stage {s.stage} still undecided at its maximum duration ({stage.max_duration:g}s)"
+            return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
+    return _hold(s, now, j)
+
+
+def _on_missing(s: GateStatus, j: Judgement, now: float, policy: Policy, *, prev: GateStatus) -> Step:
+    since = s.nodata_since if s.nodata_since is not None else now
+    budget_end = since + policy.outage_budget
+    if now >= budget_end:
+        crossed = prev.last_evaluated_at is None or prev.last_evaluated_at < budget_end
+        cause = (
+            f"no usable evidence for {now - since:.0f}s (outage budget {policy.outage_budget:g}s): {j.reason}"
+        )
+        return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
+    if j.verdict == Verdict.ERROR and s.consecutive_errors > policy.consecutive_error_limit:
+        crossed = prev.consecutive_errors <= policy.consecutive_error_limit
+        cause = f"{s.consecutive_errors} errors in a row (limit {policy.consecutive_error_limit}): {j.reason}"
+        return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
+    return _on_undecided(s, j, now, policy, prev=prev)
+
+
+def _deadline(s: GateStatus, now: float, j: Judgement, policy: Policy, *, cause: str, crossed: bool) -> Step:
+    """The stage's ``onDeadline``: rollback (revert or halt), hold (pause for a human), advance-if-pass (wait)."""
+    mode = policy.stage(s.stage).on_deadline
+    if mode == "rollback":
+        return _protect(s, now, j, policy, cause=cause)
+    if mode == "hold":
+        s = s.model_copy(
+            update={"phase": Phase.PAUSED, "reason": f"held for a human: {cause}; resume or abort"}
+        )
+        ann = Announce("Held", s.reason, "warning")
+        return _done(s, now, action="hold", judgement=j, actions=(ann,))
+    note = f"{cause}; waiting for a pass (onDeadline advance-if-pass)"
+    if not crossed:
+        return _hold(s, now, j, note=note)
+    s = s.model_copy(update={"reason": note})
+    return _done(s, now, action="hold", judgement=j, actions=(Announce("DeadlinePassed", note, "warning"),))
+
+
+def _hold(s: GateStatus, now: float, j: Judgement | None, *, note: str = "") -> Step:
+    if note and j is not None:
+        s = s.model_copy(update={"reason": f"{note} ({j.reason})"})
+    return _done(s, now, action="hold", judgement=j, actions=())
+
+
+# -- routing intents ------------------------------------------------------------------------------------------
+def _move(
+    s: GateStatus,
+    now: float,
+    *,
+    action: str,
+    to: float,
+    judgement: Judgement | None = None,
+    announce: Announce | None = None,
+) -> Step:
+    """Record a routing change as a pending intent; the executor makes it, then calls ``applied``."""
+    kind: Literal["set", "revert"] = "revert" if action in ("revert", "abort") else "set"
+    intent = Intent(
+        id=f"{action}-s{s.stage}-w{to:g}-{now:.3f}",
+        action=action,
+        from_weight=s.weight,
+        to_weight=to,
+        recorded_at=now,
+    )
+    s = s.model_copy(update={"intent": intent})
+    actions: tuple[Action, ...] = (Route(kind, intent),) + ((announce,) if announce else ())
+    return _done(s, now, action=action, judgement=judgement, actions=actions)
+
+
+def _route_of(intent: Intent) -> Route:
+    return Route("revert" if intent.action in ("revert", "abort") else "set", intent)
+
+
+def applied(state: GateStatus, *, weight: float, now: float) -> GateStatus:
+    """The pending intent's routing change is in place at ``weight``: the stage clock starts now."""
+    intent = state.intent
+    if intent is None or intent.done:
+        return state
+    update: dict[str, object] = {"intent": intent.model_copy(update={"done": True}), "weight": weight}
+    if intent.action in ("start", "advance"):
+        update["stage_started_at"] = now
+    return _done(state.model_copy(update=update), now, action="", judgement=None, actions=())[0]
+
+
+def route_failed(state: GateStatus, *, message: str, now: float) -> Step:
+    """The pending intent's routing change did not happen; it stays pending and is retried next look."""
+    intent = state.intent
+    if intent is None:
+        return state, ()
+    reason = f"routing {intent.action} to {intent.to_weight:g}% failed, retrying: {message}"
+    if reason == state.reason:
+        return state, ()
+    s = state.model_copy(update={"reason": reason})
+    return _done(s, now, action="", judgement=None, actions=(Announce("RoutingFailed", reason, "warning"),))
+
+
+# -- operator requests ----------------------------------------------------------------------------------------
+def request(state: GateStatus, req: Request, now: float, policy: Policy) -> Step:
+    """Apply an operator's command. Every command is idempotent: applying it twice changes nothing more."""
+    by = f" by {req.by}"
+    why = f": {req.reason}" if req.reason else ""
+    if state.phase in TERMINAL:
+        return state, ()
+    if req.action == "abort":
+        if state.intent is not None and state.intent.action == "abort":
+            return state, ()
+        s = state.model_copy(update={"phase": Phase.ABORTED, "reason": f"aborted{by}{why}"})
+        return _move(s, now, action="abort", to=0.0, announce=Announce("Aborted", s.reason, "warning"))
+    if req.action == "approve":
+        stage = state.stage if req.stage is None else req.stage
+        entry = approval_entry(stage, req.by)
+        if stage < state.stage or entry in state.approvals:
+            return state, ()
+        s = state.model_copy(update={"approvals": [*state.approvals, entry]})
+        return _done(
+            s,
+            now,
+            action="approve",
+            judgement=None,
+            actions=(Announce("Approved", f"stage {stage} approved{by}{why}"),),
+        )
+    if req.action == "pause":
+        if state.phase not in (Phase.PROGRESSING, Phase.AWAITING_APPROVAL, Phase.PENDING):
+            return state, ()
+        s = state.model_copy(update={"phase": Phase.PAUSED, "reason": f"paused{by}{why}"})
+        return _done(s, now, action="pause", judgement=None, actions=(Announce("Paused", s.reason),))
+    if state.phase not in (Phase.PAUSED, Phase.HALTED):  # resume
+        return state, ()
+    update: dict[str, object] = {"phase": Phase.PROGRESSING, "reason": f"resumed{by}{why}"}
+    update |= {"nodata_since": None, "consecutive_errors": 0}
+    if state.phase == Phase.HALTED:  # a human took the decision (forward fix deployed): the stage starts over
+        update["stage_started_at"] = now
+    if state.stage_started_at is None and state.intent is None:
+        update["phase"] = Phase.PENDING  # paused before it ever started
+    s = state.model_copy(update=update)
+    return _done(s, now, action="resume", judgement=None, actions=(Announce("Resumed", s.reason),))
+
+
+# -- bookkeeping ----------------------------------------------------------------------------------------------
+def _done(
+    s: GateStatus, now: float, *, action: str, judgement: Judgement | None, actions: Sequence[Action]
+) -> Step:
+    """Conditions follow the phase; the look or transition goes into the bounded history."""
+    s = s.model_copy(update={"conditions": conditions_for(s, now)})
+    if action or judgement is not None:
+        signals, evidence = evidence_of(judgement) if judgement is not None else ({}, {})
+        s = push_history(
+            s,
+            time=now,
+            action=action,
+            verdict=judgement.verdict.value if judgement is not None else s.verdict,
+            signals=signals,
+            evidence=evidence,
+        )
+    return s, tuple(actions)
