@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import optimize, stats
+from scipy import stats
 
 from gatekeeper.stats import _check
 
@@ -126,4 +126,51 @@ def _root(zq: float, lo: float, hi: float, x: np.ndarray, y: np.ndarray) -> floa
         return float(lo)
     if f_hi >= 0:
         return float(hi)
-    return float(optimize.brentq(wilcoxon_z, lo, hi, args=(zq, x, y), xtol=_R_TOL))
+    return _zeroin(lambda d: wilcoxon_z(d, zq, x, y), lo, hi, f_lo, f_hi, _R_TOL)
+
+
+def _zeroin(f, a: float, b: float, fa: float, fb: float, tol: float, maxit: int = 1000) -> float:
+    """Brent's root finder as published (Brent 1973, ch. 4, procedure `zero`), which R's `uniroot` runs.
+
+    Long because it is one algorithm; kept step for step so that, on the step-shaped Wilcoxon statistic,
+    it lands on the same point of a flat stretch as R does (a different Brent variant lands elsewhere
+    within the tolerance).
+    """
+    eps = np.finfo(float).eps
+    c, fc = a, fa
+    if fa == 0.0:
+        return a
+    if fb == 0.0:
+        return b
+    for _ in range(maxit + 1):
+        prev_step = b - a
+        if abs(fc) < abs(fb):
+            a, b, c = b, c, b
+            fa, fb, fc = fb, fc, fb
+        tol_act = 2 * eps * abs(b) + tol / 2
+        new_step = (c - b) / 2
+        if abs(new_step) <= tol_act or fb == 0.0:
+            return float(b)
+        if abs(prev_step) >= tol_act and abs(fa) > abs(fb):
+            cb = c - b
+            if a == c:
+                t1 = fb / fa
+                p, q = cb * t1, 1.0 - t1
+            else:
+                q, t1, t2 = fa / fc, fb / fc, fb / fa
+                p = t2 * (cb * q * (q - t1) - (b - a) * (t1 - 1.0))
+                q = (q - 1.0) * (t1 - 1.0) * (t2 - 1.0)
+            if p > 0:
+                q = -q
+            else:
+                p = -p
+            if p < (0.75 * cb * q - abs(tol_act * q) / 2) and p < abs(prev_step * q / 2):
+                new_step = p / q
+        if abs(new_step) < tol_act:
+            new_step = tol_act if new_step > 0 else -tol_act
+        a, fa = b, fb
+        b += new_step
+        fb = f(b)
+        if (fb > 0 and fc > 0) or (fb < 0 and fc < 0):
+            c, fc = a, fa
+    return float(b)
