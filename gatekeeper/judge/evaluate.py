@@ -8,6 +8,7 @@ from gatekeeper.judge.aggregate import Judgement, aggregate
 from gatekeeper.signals import EvalContext, Window, evaluate_signal
 from gatekeeper.signals.side_effects import count_side_effects
 from gatekeeper.sources.base import MetricsSource, SourceError, TraceSource
+from gatekeeper.sources.cache import MemoSource
 from gatekeeper.spec.models import GateSpec
 
 
@@ -32,6 +33,7 @@ def evaluate_gate(
         raise ValueError(f"stage {stage} does not exist: the gate has stages 0..{len(gate.stages) - 1}")
     alphas = signal_alphas(gate)
     st = gate.stages[stage]
+    metrics = MemoSource(metrics)  # signals share queries; each distinct one runs once per evaluation
 
     def ctx_for(name: str) -> EvalContext:
         return EvalContext(
@@ -45,8 +47,11 @@ def evaluate_gate(
         )
 
     workers = max(1, min(max_workers, len(gate.signals)))
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signal") as pool:
-        outcomes = list(pool.map(lambda s: evaluate_signal(s, ctx_for(s.name)), gate.signals))
+    if workers == 1:
+        outcomes = [evaluate_signal(s, ctx_for(s.name)) for s in gate.signals]
+    else:  # queries dominate: overlap their round-trips
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="signal") as pool:
+            outcomes = list(pool.map(lambda s: evaluate_signal(s, ctx_for(s.name)), gate.signals))
     side_effects: dict = {}
     if gate.side_effects:
         try:

@@ -19,13 +19,16 @@ def align(result: QueryResult, points: np.ndarray) -> tuple[np.ndarray, bool]:
     """Sum a range result's series onto `points`; missing steps are 0. Returns (values, any data at all)."""
     out = np.zeros(len(points))
     seen = False
-    index = {round(float(t), 3): i for i, t in enumerate(points)}
+    step = float(points[1] - points[0]) if len(points) > 1 else 1.0
     for s in result.series:
-        for t, v in zip(s.timestamps, s.values, strict=True):
-            i = index.get(round(float(t), 3))
-            if i is not None and np.isfinite(v):
-                out[i] += max(float(v), 0.0)
-                seen = True
+        if not len(s.timestamps):
+            continue
+        pos = (s.timestamps - points[0]) / step
+        idx = np.rint(pos).astype(int)
+        ok = (np.abs(pos - idx) < 1e-6) & (idx >= 0) & (idx < len(points)) & np.isfinite(s.values)
+        if ok.any():
+            np.add.at(out, idx[ok], np.maximum(s.values[ok], 0.0))
+            seen = True
     return np.rint(out), seen
 
 
