@@ -10,7 +10,7 @@ import pytest
 from kubernetes import client, config, watch
 from kubernetes.client.exceptions import ApiException
 
-from gatekeeper.sim.kube import KUBE_VERSION, KubeCluster
+from gatekeeper.sim.kube import KUBE_VERSION, ROUTING_CRDS, KubeCluster, crd_documents
 
 pytestmark = pytest.mark.k8s
 
@@ -41,13 +41,24 @@ def test_the_upstream_routing_crds_are_established_at_their_pinned_versions(
     }
     assert {"v1", "v1beta1"} <= served["httproutes.gateway.networking.k8s.io"]
     assert {"v1", "v1beta1", "v1alpha3"} <= served["virtualservices.networking.istio.io"]
-    assert "destinationrules.networking.istio.io" in served
     assert served["trafficsplits.split.smi-spec.io"] == {"v1alpha2"}
     sources = {p.parent.name: p.read_text().strip() for p in kube_cluster.crd_dir().glob("*/SOURCE")}
     assert sources == {
         "gateway-api": "sigs.k8s.io/gateway-api@v1.6.1",
         "istio": "istio.io/api@v1.30.3",
         "smi": "github.com/openservicemesh/osm@v1.2.4",
+    }
+
+
+def test_the_related_crds_are_offered_on_request(kube_cluster: KubeCluster) -> None:
+    routing = {d["metadata"]["name"] for d in crd_documents()}
+    everything = {d["metadata"]["name"] for d in crd_documents(related=True)}
+    assert routing == set(ROUTING_CRDS)
+    assert everything - routing == {
+        "gatewayclasses.gateway.networking.k8s.io",
+        "gateways.gateway.networking.k8s.io",
+        "referencegrants.gateway.networking.k8s.io",
+        "destinationrules.networking.istio.io",
     }
 
 
@@ -78,13 +89,19 @@ def test_a_watch_with_bookmarks_streams_events(kube_admin: Any, kube_namespace: 
     assert events == [("ADDED", "seen")]
 
 
-def test_stop_ends_both_processes_by_pid(tmp_path: Path) -> None:
-    if not KubeCluster.available():
-        pytest.skip(KubeCluster.missing())
+def test_a_second_cluster_runs_beside_the_first_and_stops_by_pid(
+    kube_cluster: KubeCluster, tmp_path: Path
+) -> None:
+    assert KubeCluster.available()  # kube_cluster applied the skip/fail policy
     cluster = KubeCluster.start(tmp_path)
     pids = cluster.pids
-    assert len(pids) == 2 and (tmp_path / "kubeconfig").is_file()
-    cluster.stop()
+    try:
+        assert (
+            len(pids) == 2 and (tmp_path / "kubeconfig").is_file() and cluster.server != kube_cluster.server
+        )
+        assert client.VersionApi(cluster.api_client()).get_code().git_version == KUBE_VERSION
+    finally:
+        cluster.stop()
     assert cluster.pids == ()
     for pid in pids:
         with pytest.raises(ProcessLookupError):

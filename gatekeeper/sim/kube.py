@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -43,11 +44,13 @@ import yaml
 __all__ = [
     "BUILD_HINT",
     "KUBE_VERSION",
+    "ROUTING_CRDS",
     "KubeCluster",
     "KubeClusterError",
     "KubeNotBuilt",
     "KubeStartError",
     "cache_dir",
+    "crd_documents",
 ]
 
 KUBE_VERSION = "v1.35.4"
@@ -55,7 +58,7 @@ BUILD_HINT = "build it once with `scripts/kube-apiserver.sh` (~4-10 min cold, ca
 GATEKEEPER_USER = "gatekeeper"
 GATEKEEPER_GROUP = "gatekeeper:controllers"
 
-# The routing CRDs: file in the cache -> CRD names kept from it (None: every document of the file).
+# The pinned upstream CRDs: file in the cache -> CRD names kept from it (None: every document of the file).
 _CRDS: dict[str, tuple[str, ...] | None] = {
     "gateway-api/gateway.networking.k8s.io_gatewayclasses.yaml": None,
     "gateway-api/gateway.networking.k8s.io_gateways.yaml": None,
@@ -67,6 +70,12 @@ _CRDS: dict[str, tuple[str, ...] | None] = {
     ),
     "smi/smi_traffic_split.yaml": None,
 }
+# The kinds gatekeeper routes with; the rest of _CRDS is installed on request (each CRD costs ~1-2 s).
+ROUTING_CRDS = (
+    "httproutes.gateway.networking.k8s.io",
+    "virtualservices.networking.istio.io",
+    "trafficsplits.split.smi-spec.io",
+)
 
 
 class KubeClusterError(RuntimeError):
@@ -208,7 +217,7 @@ class KubeCluster:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     @classmethod
-    def start(cls, workdir: str | os.PathLike[str], *, timeout: float = 60.0) -> KubeCluster:
+    def start(cls, workdir: str | os.PathLike[str], *, timeout: float = 120.0) -> KubeCluster:
         """Start etcd and the API server under ``workdir``; return once ``/readyz`` answers ok."""
         if reason := cls.missing():
             raise KubeNotBuilt(reason)
@@ -330,14 +339,21 @@ class KubeCluster:
         return client.ApiClient(cfg)
 
     # -- CRDs ----------------------------------------------------------------------------------------------
-    def install_crds(self, *, timeout: float = 30.0) -> list[str]:
-        """Create the pinned upstream routing CRDs (already present is fine); wait until they serve."""
+    def install_crds(self, *, related: bool = False, timeout: float = 90.0) -> list[str]:
+        """Create the pinned upstream routing CRDs (already present is fine); wait until they serve.
+
+        ``related=True`` adds GatewayClass, Gateway, ReferenceGrant and DestinationRule.
+        """
         from kubernetes import client
         from kubernetes.client.exceptions import ApiException
 
         api = self.api_client()
         ext = client.ApiextensionsV1Api(api)
-        docs = list(_crd_documents(self.crd_dir(), _CRDS.items()))
+        docs = [
+            d
+            for d in _crd_documents(self.crd_dir(), _CRDS.items())
+            if related or d["metadata"]["name"] in ROUTING_CRDS
+        ]
         for doc in docs:
             try:
                 ext.create_custom_resource_definition(doc)
@@ -369,11 +385,21 @@ class KubeCluster:
         return [d["metadata"]["name"] for d in docs]
 
 
+def crd_documents(*, related: bool = False) -> list[dict[str, Any]]:
+    """The pinned upstream CRD documents from the cache: the routing ones, plus the related ones if asked."""
+    docs = _crd_documents(KubeCluster.crd_dir(), _CRDS.items())
+    return [d for d in docs if related or d["metadata"]["name"] in ROUTING_CRDS]
+
+
 def _crd_documents(
     root: Path, wanted: Iterable[tuple[str, tuple[str, ...] | None]]
 ) -> Iterable[dict[str, Any]]:
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: the Istio file is ~870 KB
     for rel, names in wanted:
-        for doc in yaml.safe_load_all((root / rel).read_text()):
+        chunks = re.split(r"^---\s*$", (root / rel).read_text(), flags=re.MULTILINE)
+        if names is not None:  # parse only the documents that can be the wanted ones
+            chunks = [c for c in chunks if any(f"name: {n}" in c for n in names)]
+        for doc in (yaml.load(c, Loader=loader) for c in chunks):
             if not doc or doc.get("kind") != "CustomResourceDefinition":
                 continue
             if names is None or doc["metadata"]["name"] in names:
