@@ -75,8 +75,10 @@ class Recorder:
         idx = np.searchsorted(np.asarray(BUCKETS), values, side="left")  # first bound >= value
         per = np.bincount(idx, minlength=len(_LE))
         cumulative = np.cumsum(per)
-        for le, n in zip(_LE, cumulative.tolist(), strict=True):
-            self.inc(f"{name}_bucket", float(n), service=service, track=track, labels=(("le", le),))
+        for le, n in zip(
+            _LE, cumulative.tolist(), strict=True
+        ):  # every bucket exists, as in prometheus_client
+            self._values[self._key(f"{name}_bucket", service, track, (("le", le),))] += float(n)
         self.inc(f"{name}_sum", float(values.sum()), service=service, track=track)
         self.inc(f"{name}_count", float(len(values)), service=service, track=track)
 

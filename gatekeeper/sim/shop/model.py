@@ -78,7 +78,7 @@ class Behavior:
     error_rate: float = 0.005
     latency_median: float = 0.08
     checkout_latency_median: float = 0.35
-    latency_sigma: float = 0.5
+    latency_sigma: float = 0.6
     latency_shift: float = 0.0
     partial_checkout: float = 0.005
     drift_rate: float = 0.005

@@ -64,9 +64,13 @@ class Shop:
         scrape_interval: float = 15.0,
         push_interval: float = 300.0,
         span_queue: int = 65_536,
+        trace_sample_rate: float = 1.0,
     ) -> None:
         if not tick > 0 or not scrape_interval >= tick or not push_interval >= scrape_interval:
             raise ValueError("need 0 < tick <= scrape_interval <= push_interval")
+        if not 0 <= trace_sample_rate <= 1:
+            raise ValueError(f"trace_sample_rate must be in [0, 1], got {trace_sample_rate!r}")
+        self.trace_sample_rate = trace_sample_rate
         self.clock = clock or SimClock(start)
         if self.clock.now() != start:
             self.clock.set(start)
@@ -113,14 +117,16 @@ class Shop:
             self._serve(track, t, expected * fraction)
         end = self.clock.advance(self.tick)
         while self._next_scrape <= end + 1e-9:
-            failing = {tr for tr in TRACKS if self.behavior[tr].dark_metrics(self._next_scrape)}
-            self._recorder.scrape(self._next_scrape, failing=failing)
+            self._recorder.scrape(self._next_scrape, failing=self._failing(self._next_scrape))
             self._next_scrape += self.scrape_interval
         if end >= self._next_push:
             self.push()
             self._next_push += self.push_interval * max(
                 1, math.ceil((end - self._next_push) / self.push_interval)
             )
+
+    def _failing(self, t: float) -> set[str]:
+        return {track for track in TRACKS if self.behavior[track].dark_metrics(t)}
 
     def run_until(self, t: float) -> None:
         while self.clock.now() + self.tick <= t + 1e-9:
@@ -247,11 +253,14 @@ class Shop:
         truth.duplicates += n_dup
         truth.retries += n_retries
         truth.webhooks += n_webhooks
+        traced = rng.random(k) < self.trace_sample_rate  # head sampling, drawn even when nothing is traced
         if self._tracer is None or b.dark_spans(t):
             self._checkout_seq += k
             return
         for j in range(k):
             self._checkout_seq += 1
+            if not traced[j]:
+                continue
             order = None if partial[j] and partial_missing[j] else ("error" if partial[j] else "ok")
             i = idx[j]
             c = CheckoutTrace(

@@ -181,12 +181,15 @@ class TraceStore:
 
     # -- intake ---------------------------------------------------------------------------------------------
     def ingest(self, request: Any) -> IngestResult:
-        """Add every span of an `ExportTraceServiceRequest`; then judge the traces the clock has completed."""
+        """Judge the traces the clock has completed, then add every span of an `ExportTraceServiceRequest`."""
         attr = self.version_attribute
         accepted = 0
         reasons: dict[str, int] = {}
         with self._lock:
             now = self._clock()
+            self._sweep(
+                now
+            )  # first: a span arriving after its trace's timeout is late, however rarely we sweep
             for rs in request.resource_spans:
                 version = _attribute(rs.resource.attributes, attr)
                 for ss in rs.scope_spans:
@@ -196,7 +199,6 @@ class TraceStore:
                             accepted += 1
                         else:
                             reasons[reason] = reasons.get(reason, 0) + 1
-            self._sweep(now)
         return IngestResult(accepted=accepted, rejected=sum(reasons.values()), reasons=reasons)
 
     def _add(self, span: Any, resource_version: str | None, now: float) -> str | None:
