@@ -1,0 +1,355 @@
+"""The gatekeeper web app: dashboard, JSON API, `/metrics`, the OTLP intake and the integration endpoints.
+
+    app = create_app(repository=InMemoryGateRepository([...]), token=None)   # read-only
+    uvicorn.run(app, host="127.0.0.1", port=8080)
+
+Read-only unless a token is given: then the gate page shows approve/abort forms, and the POSTs must carry the
+token (form field `token`, or `Authorization: Bearer <token>`), compared in constant time. The token travels
+in the form body, never in a cookie, so another site cannot forge the request. Approve and abort go through
+the repository's operations (the same as the CLI's); the controller acts on them.
+"""
+
+from __future__ import annotations
+
+import hmac
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+from urllib.parse import parse_qs, quote
+
+from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from gatekeeper.judge import Judgement, aggregate
+from gatekeeper.ops.views import (
+    ActionRejected,
+    GateNotFound,
+    GateRepository,
+    RepositoryUnavailable,
+    gate_detail,
+    gate_rows,
+)
+from gatekeeper.signals import Window
+from gatekeeper.spec import GateSpec
+from gatekeeper.spec.outcome import SignalOutcome, Verdict
+from gatekeeper.web import dashboard
+from gatekeeper.web.integrations import Evaluator, integration_routes
+from gatekeeper.web.metrics import GateMetrics
+
+__all__ = ["BackgroundServer", "create_app", "default_evaluator"]
+
+_SECURITY_HEADERS = {
+    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "frame-ancestors 'none'; base-uri 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+}
+
+
+def default_evaluator(
+    *, prometheus: str | None = None, metrics: GateMetrics | None = None, traces: Any | None = None
+) -> Evaluator:
+    """Evaluate against the gate's Prometheus (or `prometheus`) and the trace store `traces`, record the look
+    in `metrics`, and turn an unexpected failure into an ERROR judgement with the reason (never a 5xx)."""
+    from gatekeeper.judge import evaluate_gate
+    from gatekeeper.ops.evaluate import make_source
+
+    def run(gate: GateSpec, window: Window, stage: int) -> Judgement:
+        source = make_source(gate, url=prometheus)
+        try:
+            return evaluate_gate(gate, metrics=source, window=window, stage=stage, traces=traces)
+        finally:
+            source.close()
+
+    def evaluate(gate: GateSpec, *, window: Window, stage: int) -> Judgement:
+        started = time.perf_counter()
+        try:
+            judgement = run(gate, window, stage)
+        except Exception as e:  # a judge that crashes must say so, not pass or 500
+            if metrics is not None:
+                metrics.record_error(gate=gate.name, kind=type(e).__name__)
+            return _error_judgement(gate, window=window, stage=stage, reason=f"evaluation failed: {e}")
+        if metrics is not None:
+            metrics.record(judgement, duration_seconds=time.perf_counter() - started)
+        return judgement
+
+    return evaluate
+
+
+def _error_judgement(gate: GateSpec, *, window: Window, stage: int, reason: str) -> Judgement:
+    outcome = SignalOutcome(name="evaluation", kind="internal", verdict=Verdict.ERROR, reason=reason)
+    return aggregate(
+        [outcome],
+        gate=gate.name,
+        window={"start": window.start, "end": window.end, "step": window.step},
+        stage=stage,
+        weight=gate.stages[stage].weight,
+    )
+
+
+def create_app(
+    *,
+    repository: GateRepository,
+    token: str | None = None,
+    metrics: GateMetrics | None = None,
+    evaluate: Evaluator | None = None,
+    prometheus: str | None = None,
+    span_sink: Any | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Starlette:
+    """The ASGI app. `span_sink`: a trace store to mount the OTLP intake at `/v1/traces` (optional)."""
+    if token is not None and len(token) < 16:
+        raise ValueError("the dashboard token must be at least 16 characters (e.g. `openssl rand -hex 16`)")
+    metrics = metrics or GateMetrics()
+    evaluate = evaluate or default_evaluator(prometheus=prometheus, metrics=metrics, traces=span_sink)
+    pages = _Pages(repository=repository, token=token, clock=clock, metrics=metrics)
+    routes: list[Any] = [
+        Route("/", pages.index),
+        Route("/gates/{namespace}/{name}", pages.gate),
+        Route("/gates/{namespace}/{name}/{action:str}", pages.act, methods=["POST"]),
+        Route("/api/gates", pages.api_list),
+        Route("/api/gates/{namespace}/{name}", pages.api_gate),
+        Route("/healthz", lambda request: PlainTextResponse("ok\n")),
+        Route("/metrics", _AsgiEndpoint(metrics.asgi_app()), methods=["GET"]),
+        Mount("/static", app=StaticFiles(directory=dashboard.STATIC_DIR), name="static"),
+        *integration_routes(repository=repository, evaluate=evaluate, clock=clock),
+    ]
+    if span_sink is not None:
+        from gatekeeper.web.otlp import otlp_routes
+
+        routes.extend(otlp_routes(span_sink))
+    app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
+    app.state.metrics = metrics
+    return app
+
+
+class _AsgiEndpoint:
+    """Wrap an ASGI callable so a `Route` serves it at an exact path (a `Mount` would redirect to `path/`)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        await self.app(scope, receive, send)
+
+
+class _SecurityHeaders:
+    """Pure ASGI middleware: add the security headers to every HTTP response that lacks them."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                have = {k.lower() for k, _ in message.get("headers", [])}
+                extra = [
+                    (k.encode(), v.encode()) for k, v in _SECURITY_HEADERS.items() if k.encode() not in have
+                ]
+                message = {**message, "headers": [*message.get("headers", []), *extra]}
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+class _Pages:
+    def __init__(
+        self,
+        *,
+        repository: GateRepository,
+        token: str | None,
+        clock: Callable[[], float],
+        metrics: GateMetrics,
+    ) -> None:
+        self.repository, self.token, self.clock, self.metrics = repository, token, clock, metrics
+
+    @property
+    def writable(self) -> bool:
+        return self.token is not None
+
+    async def index(self, request: Request) -> HTMLResponse:
+        try:
+            records = await run_in_threadpool(self.repository.list_gates)
+        except RepositoryUnavailable as e:
+            html = dashboard.render_list([], root=_root(request), writable=self.writable, problem=str(e))
+            return HTMLResponse(html, status_code=503)
+        rows = gate_rows(records, now=self.clock())
+        return HTMLResponse(dashboard.render_list(rows, root=_root(request), writable=self.writable))
+
+    async def gate(self, request: Request) -> HTMLResponse:
+        ns, name = request.path_params["namespace"], request.path_params["name"]
+        try:
+            record = await run_in_threadpool(self.repository.get_gate, namespace=ns, name=name)
+        except GateNotFound as e:
+            return HTMLResponse(self._message("Not found", str(e), request), status_code=404)
+        except RepositoryUnavailable as e:
+            return HTMLResponse(self._message("Unavailable", str(e), request), status_code=503)
+        notice = request.query_params.get("done", "")
+        failed = request.query_params.get("failed", "")
+        detail = gate_detail(record, now=self.clock())
+        html = dashboard.render_detail(
+            detail,
+            root=_root(request),
+            writable=self.writable,
+            notice=failed or (f"{notice}: recorded" if notice else ""),
+            notice_error=bool(failed),
+        )
+        return HTMLResponse(html)
+
+    async def act(self, request: Request) -> Response:
+        ns, name, action = (request.path_params[k] for k in ("namespace", "name", "action"))
+        if action not in ("approve", "abort"):
+            return PlainTextResponse(f"unknown action '{action}': use approve or abort\n", status_code=404)
+        if not self.writable:
+            return PlainTextResponse(
+                "this dashboard is read-only (started without --token)\n", status_code=403
+            )
+        form = await _form(request)
+        if not self._authorized(request, form):
+            return PlainTextResponse("missing or wrong token\n", status_code=401)
+        by = (form.get("by") or "").strip()
+        reason = (form.get("reason") or "").strip()
+        if not by:
+            return PlainTextResponse("by: say who you are (the 'Your name' field)\n", status_code=400)
+        if action == "abort" and not reason:
+            return PlainTextResponse("reason: say why the rollout is aborted\n", status_code=400)
+        try:
+            if action == "approve":
+                await run_in_threadpool(self.repository.approve, namespace=ns, name=name, by=by)
+            else:
+                await run_in_threadpool(self.repository.abort, namespace=ns, name=name, by=by, reason=reason)
+                self.metrics.record_action(gate=name, action="abort", caused_by_analysis=False)
+        except GateNotFound as e:
+            return PlainTextResponse(f"{e}\n", status_code=404)
+        except ActionRejected as e:
+            return _back(request, ns, name, failed=f"{action} rejected: {e}")
+        except RepositoryUnavailable as e:
+            return PlainTextResponse(f"{e}\n", status_code=503)
+        return _back(request, ns, name, done=f"{action} by {by}")
+
+    async def api_list(self, request: Request) -> JSONResponse:
+        try:
+            records = await run_in_threadpool(self.repository.list_gates)
+        except RepositoryUnavailable as e:
+            return JSONResponse({"error": str(e)}, status_code=503)
+        return JSONResponse({"gates": [_row_json(r) for r in gate_rows(records, now=self.clock())]})
+
+    async def api_gate(self, request: Request) -> JSONResponse:
+        ns, name = request.path_params["namespace"], request.path_params["name"]
+        try:
+            record = await run_in_threadpool(self.repository.get_gate, namespace=ns, name=name)
+        except GateNotFound as e:
+            return JSONResponse({"error": str(e)}, status_code=404)
+        except RepositoryUnavailable as e:
+            return JSONResponse({"error": str(e)}, status_code=503)
+        d = gate_detail(record, now=self.clock())
+        return JSONResponse(
+            {
+                **_row_json(d.row),
+                "description": d.description,
+                "owners": list(d.owners),
+                "approvals": list(d.approvals),
+                "escalation": d.escalation,
+                "signals": [
+                    {"name": s.name, "verdict": s.verdict, "evidence": s.evidence} for s in d.signals
+                ],
+                "history": [h.model_dump(mode="json") for h in d.history],
+            }
+        )
+
+    def _authorized(self, request: Request, form: dict[str, str]) -> bool:
+        assert self.token is not None
+        given = form.get("token") or ""
+        auth = request.headers.get("authorization", "")
+        if not given and auth.lower().startswith("bearer "):
+            given = auth[7:].strip()
+        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
+
+    def _message(self, title: str, message: str, request: Request) -> str:
+        return dashboard.render_message(title, message, root=_root(request), writable=self.writable)
+
+
+def _row_json(r: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(r)
+
+
+async def _form(request: Request) -> dict[str, str]:
+    """application/x-www-form-urlencoded without python-multipart: the dashboard forms send nothing else."""
+    raw = (await request.body())[:65536].decode("utf-8", errors="replace")
+    return {k: v[-1] for k, v in parse_qs(raw, keep_blank_values=True).items()}
+
+
+def _back(request: Request, ns: str, name: str, **query: str) -> RedirectResponse:
+    q = "&".join(f"{k}={quote(v)}" for k, v in query.items())
+    url = f"{_root(request)}/gates/{quote(ns, safe='')}/{quote(name, safe='')}?{q}"
+    return RedirectResponse(url, status_code=303)
+
+
+def _root(request: Request) -> str:
+    return str(request.scope.get("root_path", "")).rstrip("/")
+
+
+class BackgroundServer:
+    """Serve an ASGI app with uvicorn on 127.0.0.1 (port 0: any free one) in a thread; stop it on exit.
+
+    For tests and the demo; `gatekeeper serve` runs uvicorn in the foreground instead.
+    """
+
+    def __init__(
+        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
+    ) -> None:
+        import uvicorn
+
+        config = uvicorn.Config(
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+        )
+        self._server = uvicorn.Server(config)
+        self._host, self._port, self._timeout = host, port, startup_timeout
+        self._thread: threading.Thread | None = None
+        self._sock: Any = None
+
+    @property
+    def url(self) -> str:
+        if self._sock is None:
+            raise RuntimeError("the server is not running: use it as a context manager")
+        host, port = self._sock.getsockname()[:2]
+        return f"http://{host}:{port}"
+
+    def __enter__(self) -> BackgroundServer:
+        import socket
+
+        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._sock.bind((self._host, self._port))
+        self._thread = threading.Thread(
+            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="gatekeeper-web"
+        )
+        self._thread.start()
+        deadline = time.monotonic() + self._timeout
+        while not self._server.started:
+            if not self._thread.is_alive() or time.monotonic() > deadline:
+                self.__exit__()
+                raise RuntimeError(f"the web server did not start within {self._timeout:g}s")
+            time.sleep(0.01)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+            self._thread = None
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
