@@ -93,3 +93,13 @@ def test_an_unreachable_cluster_exits_3(ref: list[str], kube_cluster: KubeCluste
     dead.write_text(yaml.safe_dump(cfg))
     out = cli("show", *ref[:-1], str(dead))
     assert out.exit_code == 3 and "cannot reach" in out.stderr
+
+
+def test_the_nop_router_says_it_moved_no_traffic() -> None:
+    out = cli("set", "nop/web", "--canary", "a", "--stable", "b", "--owner", "g", "--weight", "20")
+    assert out.exit_code == 0 and "no traffic moved" in out.stdout
+
+
+def test_a_fractional_weight_is_a_usage_error() -> None:
+    out = cli("set", "nop/web", "--canary", "a", "--stable", "b", "--owner", "g", "--weight", "12.5")
+    assert out.exit_code == 2

@@ -204,4 +204,6 @@ def _print_change(change: Change, *, as_json: bool) -> None:
     verdict = "written" if change.written else "nothing to change"
     if change.written and change.dry_run:
         verdict = "accepted by the server in a dry run, nothing persisted"
+    if t.kind == "nop":
+        verdict += "; nop is a local stand-in: no traffic moved anywhere"
     Console().print(f"{verdict} (attempts: {change.attempts})", highlight=False)
