@@ -99,7 +99,8 @@ def average_evalues(
     e = _evalues(e_values)
     a = _check.alpha(alpha)
     w = _check.weights(weights, size=e.size)
-    contrib = np.where(w > 0, w * e, 0.0)
+    contrib = np.zeros_like(e)
+    contrib[w > 0] = w[w > 0] * e[w > 0]  # a zero weight silences its signal, even an infinite e-value
     mean = float(contrib.sum())
     return AveragedEvidence(
         mean, 1.0 / a, bool(mean >= 1.0 / a), tuple(map(float, w)), int(np.argmax(contrib))
