@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -23,7 +24,8 @@ from typing import Any, Protocol
 import yaml
 from pydantic import ValidationError
 
-from gatekeeper.spec import GateSpec, load_gate_text
+from gatekeeper.controller import machine
+from gatekeeper.spec import GateSpec, SpecError, load_gate_text
 from gatekeeper.spec.status import GateStatus, HistoryEntry, Phase
 
 GROUP, VERSION, PLURAL = "gatekeeper.dev", "v1alpha1", "gates"
@@ -92,11 +94,13 @@ class GateRepository(Protocol):
 
 
 class InMemoryGateRepository:
-    """Records held in a dict. Approve and abort record the intent in the status the way the controller's
-    status would show it (an approval in `approvals`; phase Aborted), so the demo behaves like a cluster."""
+    """Records held in a dict, for the demo, gate files and tests. Approve and abort go through the
+    controller's own `machine.request` (the status then reads exactly as on a cluster), and the routing
+    intent an abort records is taken as done at once: there is no executor in memory."""
 
-    def __init__(self, records: Iterable[GateRecord] = ()) -> None:
+    def __init__(self, records: Iterable[GateRecord] = (), *, clock: Callable[[], float] = time.time) -> None:
         self._lock = threading.Lock()
+        self._clock = clock
         self._records: dict[tuple[str, str], GateRecord] = {(r.namespace, r.name): r for r in records}
 
     def put(self, record: GateRecord) -> None:
@@ -109,26 +113,29 @@ class InMemoryGateRepository:
 
     def get_gate(self, *, namespace: str, name: str) -> GateRecord:
         with self._lock:
-            try:
-                return self._records[(namespace, name)]
-            except KeyError:
-                raise GateNotFound(f"no gate {namespace}/{name}") from None
+            return self._get(namespace, name)
 
     def approve(self, *, namespace: str, name: str, by: str) -> GateRecord:
         with self._lock:
             record = self._get(namespace, name)
             check_approvable(record)
-            status = record.status.model_copy(update={"approvals": [*record.status.approvals, by]})
-            return self._store(replace(record, status=status))
+            return self._apply(record, machine.Request("approve", by=by))
 
     def abort(self, *, namespace: str, name: str, by: str, reason: str) -> GateRecord:
         with self._lock:
             record = self._get(namespace, name)
             check_abortable(record)
-            status = record.status.model_copy(
-                update={"phase": Phase.ABORTED, "reason": f"aborted by {by}: {reason}"}
-            )
-            return self._store(replace(record, status=status))
+            return self._apply(record, machine.Request("abort", by=by, reason=reason))
+
+    def _apply(self, record: GateRecord, req: machine.Request) -> GateRecord:
+        now = self._clock()
+        status, actions = machine.request(record.status, req, now, _policy(record))
+        for action in actions:
+            if isinstance(action, machine.Route):
+                status = machine.applied(status, weight=action.intent.to_weight, now=now)
+        updated = replace(record, status=status)
+        self._records[(record.namespace, record.name)] = updated
+        return updated
 
     def _get(self, namespace: str, name: str) -> GateRecord:
         try:
@@ -136,9 +143,14 @@ class InMemoryGateRepository:
         except KeyError:
             raise GateNotFound(f"no gate {namespace}/{name}") from None
 
-    def _store(self, record: GateRecord) -> GateRecord:
-        self._records[(record.namespace, record.name)] = record
-        return record
+
+def _policy(record: GateRecord) -> machine.Policy:
+    """The machine's policy for the record; operator requests need none of the spec, so an unresolvable spec
+    (arguments not filled) still allows approve and abort."""
+    try:
+        return machine.Policy.from_gate(resolve_spec(record))
+    except SpecError:
+        return machine.Policy(stages=(), outage_budget=0.0, consecutive_error_limit=0)
 
 
 def check_approvable(record: GateRecord) -> None:

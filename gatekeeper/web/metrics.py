@@ -223,14 +223,16 @@ def exported_names(registry: CollectorRegistry) -> set[str]:
     return names
 
 
-#: Family names (without the suffixes prometheus_client adds), for documentation and the dashboard test.
+#: The sample names `/metrics` exports (what PromQL queries name), for documentation and the dashboard test.
 METRIC_NAMES: tuple[str, ...] = (
     "gatekeeper_evaluations_total",
     "gatekeeper_gate_verdicts_total",
     "gatekeeper_signal_verdicts_total",
     "gatekeeper_gate_verdict",
     "gatekeeper_signal_verdict",
-    "gatekeeper_evaluation_duration_seconds",
+    "gatekeeper_evaluation_duration_seconds_bucket",
+    "gatekeeper_evaluation_duration_seconds_sum",
+    "gatekeeper_evaluation_duration_seconds_count",
     "gatekeeper_evaluation_errors_total",
     "gatekeeper_signal_e_value",
     "gatekeeper_signal_e_value_threshold",
