@@ -1,0 +1,117 @@
+"""importers: turn a peer's configuration into a gate spec (`gatekeeper import`), never silently weaker.
+
+Argo Rollouts AnalysisTemplates (+ Rollout steps), Flagger Canaries (+ MetricTemplates), Kayenta canary
+configs and Keptn quality gates (v1 slo.yaml + sli.yaml, v2 AnalysisDefinition + AnalysisValueTemplates)
+become one gate. Every field that does not map is listed with its file and line; every place where the peer
+would pass on missing data is a warning and the gate fails closed instead; unresolved references block the
+import unless the caller allows a partial one.
+
+Must not: print, read files or arguments (the CLI does), or talk to Prometheus or Kubernetes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gatekeeper.ops.importers.common import (
+    Doc,
+    ImportInputError,
+    ImportReport,
+    Note,
+    Report,
+    dump_gate,
+    load_documents,
+)
+
+__all__ = ["ImportInputError", "ImportReport", "ImportResult", "Note", "import_texts", "verify_gate"]
+
+
+@dataclass(frozen=True)
+class ImportResult:
+    family: str  # argo | flagger | kayenta | keptn
+    gate: dict[str, Any]
+    text: str  # the gate as YAML, headed by the report as comments
+    report: ImportReport
+
+
+def _family(doc: Doc) -> str | None:
+    from gatekeeper.ops.importers import argo, flagger, kayenta, keptn
+
+    for name, test in (
+        ("argo", argo.is_argo),
+        ("flagger", flagger.is_flagger),
+        ("keptn", keptn.is_keptn),
+        ("kayenta", kayenta.is_kayenta),
+    ):
+        if test(doc):
+            return name
+    return None
+
+
+def import_texts(
+    inputs: list[tuple[str, str]], *, args: dict[str, str] | None = None, name: str | None = None
+) -> ImportResult:
+    """Import `(file name, text)` pairs as one gate. Raises `ImportInputError` on unparsable input."""
+    from gatekeeper.ops.importers import argo, flagger, kayenta, keptn
+
+    report = Report()
+    docs: list[Doc] = []
+    for file, text in inputs:
+        docs.extend(load_documents(text, file=file))
+    by_family: dict[str, list[Doc]] = {}
+    for doc in docs:
+        fam = _family(doc)
+        if fam is None:
+            report.unexpressed(
+                doc,
+                (),
+                f"document {doc.index + 1} ({doc.kind or 'no kind'}) is not an input "
+                "`gatekeeper import` knows: ignored",
+            )
+            continue
+        by_family.setdefault(fam, []).append(doc)
+    if not by_family:
+        raise ImportInputError(
+            f"{inputs[0][0] if inputs else '-'}: none of the documents is an Argo Rollouts, Flagger, Kayenta or "
+            "Keptn configuration"
+        )
+    if len(by_family) > 1:
+        raise ImportInputError(
+            "the inputs mix " + " and ".join(sorted(by_family)) + " configurations: import one gate at a time"
+        )
+    family, fdocs = next(iter(by_family.items()))
+    importer = {
+        "argo": argo.import_argo,
+        "flagger": flagger.import_flagger,
+        "kayenta": kayenta.import_kayenta,
+        "keptn": keptn.import_keptn,
+    }[family]
+    gate = importer(fdocs, report=report, given=dict(args or {}))
+    if name:
+        from gatekeeper.ops.importers.common import slug
+
+        gate["name"] = slug(name)
+    frozen = report.freeze()
+    text = dump_gate(gate, report=frozen, sources=sorted({d.file for d in fdocs}))
+    return ImportResult(family=family, gate=gate, text=text, report=frozen)
+
+
+def verify_gate(text: str, *, args: dict[str, str] | None = None) -> list[str]:
+    """Load the gate text as `gatekeeper lint` does and parse every rendered query. Returns problems."""
+    import yaml
+
+    from gatekeeper.signals.lint import check_queries
+    from gatekeeper.spec import SpecError, load_gate_text
+
+    raw = yaml.safe_load(text) or {}
+    fill = {
+        a["name"]: "ARG"
+        for a in raw.get("args") or []
+        if isinstance(a, dict) and a.get("value") is None and isinstance(a.get("name"), str)
+    }
+    try:
+        gate = load_gate_text(text, args={**fill, **(args or {})}, source="imported gate")
+    except SpecError as e:
+        return [i.render("imported gate") for i in e.issues]
+    return [i.render("imported gate") for i in check_queries(gate)]

@@ -1,0 +1,443 @@
+"""Argo Rollouts `AnalysisTemplate` / `ClusterAnalysisTemplate` / `AnalysisRun` (and a `Rollout`'s canary steps
+and analysis args, when given) -> a gate of threshold signals.
+
+Semantics carried over (Argo's analysis controller and `evaluate.EvaluateResult`): a measurement fails when
+the failure condition holds or, with only a success condition, when it does not; `failureLimit` (default 0)
+failed measurements are tolerated; `inconclusiveLimit`, `initialDelay`, `dryRun` and `consecutiveErrorLimit`
+(default 4) keep their names. Conditions become inclusive `min`/`max` bounds; a metric without conditions is
+always Successful in Argo and becomes a dry-run signal here. Argo's `{{args.x}}` becomes the gate argument
+`${x}`. A `Rollout`'s `setWeight`/`pause` steps become stages, its `progressDeadlineSeconds` (default 600)
+the gate's `progressDeadline`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+from gatekeeper.ops.importers import argo_expr
+from gatekeeper.ops.importers.common import (
+    Doc,
+    Report,
+    arg_name,
+    bounds,
+    ensure_voting,
+    go_duration_seconds,
+    guard_query,
+    inside,
+    promql_problem,
+    slug,
+    unique,
+)
+
+TEMPLATE_KINDS = ("AnalysisTemplate", "ClusterAnalysisTemplate", "AnalysisRun")
+_ARG = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
+_LEFTOVER = re.compile(r"\{\{[^}]*\}\}")
+_METRIC_KEYS = {
+    "name", "provider", "successCondition", "failureCondition", "interval", "count", "initialDelay",
+    "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "dryRun",
+}  # fmt: skip
+ARGO_DEFAULT_CONSECUTIVE_ERRORS = 4
+ARGO_DEFAULT_PROGRESS_DEADLINE = 600
+
+
+def is_argo(doc: Doc) -> bool:
+    api = str(doc.data.get("apiVersion", "")) if isinstance(doc.data, dict) else ""
+    return api.startswith("argoproj.io/") and doc.kind in (*TEMPLATE_KINDS, "Rollout")
+
+
+def templating(text: str, args: dict[str, str]) -> str:
+    """`{{args.service-name}}` -> `${service_name}` (recording the argument name)."""
+
+    def repl(m: re.Match[str]) -> str:
+        name = arg_name(m.group(1))
+        args.setdefault(m.group(1), name)
+        return "${" + name + "}"
+
+    return _ARG.sub(repl, str(text))
+
+
+def import_argo(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
+    templates = [d for d in docs if d.kind in TEMPLATE_KINDS]
+    rollouts = [d for d in docs if d.kind == "Rollout"]
+    for extra in rollouts[1:]:
+        report.unexpressed(
+            extra, (), "only the first Rollout's steps become stages: import one gate at a time"
+        )
+    rollout = rollouts[0] if rollouts else None
+    analysis = _rollout_analysis(rollout, templates, report) if rollout else None
+    used = analysis["templates"] if analysis else templates
+    arg_values: dict[str, str | None] = {}
+    for t in used:
+        _template_args(t, arg_values, report)
+    if analysis:
+        arg_values.update(analysis["args"])
+    for key, value in given.items():
+        arg_values[key] = value
+    refs: dict[str, str] = {}
+    signals: list[dict[str, Any]] = []
+    ctx: dict[str, Any] = {
+        "urls": [],
+        "intervals": [],
+        "counts": [],
+        "errors": [],
+        "timeouts": [],
+        "headers": {},
+    }
+    names: set[str] = set()
+    for t in used:
+        spec = t.data.get("spec") or {}
+        dry = [str(x.get("metricName", "")) for x in spec.get("dryRun") or [] if isinstance(x, dict)]
+        dry += analysis["dryRun"] if analysis else []
+        report.leftovers(t, ("spec",), spec, {"args", "metrics", "dryRun"}, _WHY_SPEC)
+        for i, metric in enumerate(spec.get("metrics") or []):
+            sig = _metric(t, i, metric, report=report, refs=refs, ctx=ctx, dry=dry)
+            if sig is not None:
+                sig["name"] = unique(sig["name"], names)
+                signals.append(sig)
+    first = rollout or (used[0] if used else docs[0])
+    if not signals:
+        report.error(
+            first, ("spec", "metrics"), "no Prometheus metric could be imported: a gate needs a signal"
+        )
+    gate: dict[str, Any] = {
+        "apiVersion": "gatekeeper.dev/v1alpha1",
+        "kind": "Gate",
+        "name": slug(first.name or "argo-analysis"),
+        "description": "Imported from Argo Rollouts " + ", ".join(f"{d.kind} {d.name}" for d in used),
+    }
+    gate_args = _gate_args(refs, arg_values, first, report)
+    if gate_args:
+        gate["args"] = gate_args
+    prom: dict[str, Any] = {}
+    if ctx["urls"]:
+        prom["url"] = ctx["urls"][0]
+    if ctx["timeouts"]:
+        prom["timeout"] = f"{min(ctx['timeouts']):g}s"
+    if ctx["headers"]:
+        prom["headers"] = ctx["headers"]
+    interval = min(ctx["intervals"]) if ctx["intervals"] else None
+    if interval:
+        prom["step"] = f"{interval:g}s"
+    if prom:
+        gate["source"] = {"prometheus": prom}
+    gate["scopes"] = {
+        "canary": {"rollouts_pod_template_hash": "${canary_hash}"},
+        "baseline": {"rollouts_pod_template_hash": "${stable_hash}"},
+    }
+    gate.setdefault("args", []).extend(
+        [
+            {"name": "canary_hash", "value": "latest", "description": "pod-template-hash of the canary"},
+            {"name": "stable_hash", "value": "stable", "description": "pod-template-hash of the stable"},
+        ]
+    )
+    report.assume(
+        first,
+        (),
+        "an AnalysisTemplate has no baseline: the imported threshold signals select their series with their "
+        "own queries; the gate's scopes (rollouts_pod_template_hash = ${canary_hash} / ${stable_hash}) are "
+        "used only by comparative signals you add",
+    )
+    if interval:
+        gate["interval"] = f"{interval:g}s"
+    gate["consecutiveErrorLimit"] = min(ctx["errors"]) if ctx["errors"] else ARGO_DEFAULT_CONSECUTIVE_ERRORS
+    if rollout:
+        stages, deadline = _stages(rollout, report)
+        if stages:
+            gate["stages"] = stages
+        gate["progressDeadline"] = f"{deadline:g}s"
+    elif ctx["counts"]:
+        gate["stages"] = [{"weight": 100, "minDuration": f"{max(ctx['counts']):g}s"}]
+    ensure_voting(signals, gate, report, first)
+    gate["signals"] = signals
+    return gate
+
+
+_WHY_SPEC = "no gatekeeper equivalent (measurement history is kept bounded in the gate's status)"
+
+
+def _template_args(t: Doc, values: dict[str, str | None], report: Report) -> None:
+    for i, a in enumerate((t.data.get("spec") or {}).get("args") or []):
+        if not isinstance(a, dict) or "name" not in a:
+            continue
+        name = str(a["name"])
+        if "valueFrom" in a:
+            report.unexpressed(
+                t,
+                ("spec", "args", i, "valueFrom"),
+                f"argument '{name}' comes from {next(iter(a['valueFrom']))}: pass it with --arg {name}=VALUE",
+            )
+        value = a.get("value")
+        old = values.get(name)
+        if value is not None and old is not None and str(old) != str(value):
+            report.error(
+                t, ("spec", "args", i), f"argument '{name}' has two different defaults (Argo rejects it too)"
+            )
+        if value is not None or name not in values:
+            values[name] = None if value is None else str(value)
+
+
+def _gate_args(refs: dict[str, str], values: dict[str, str | None], doc: Doc, report: Report) -> list[dict]:
+    out = []
+    for argo_name, name in refs.items():
+        value = values.get(argo_name, values.get(name))
+        item: dict[str, Any] = {"name": name, "description": f"Argo argument '{argo_name}'"}
+        if value is not None:
+            item["value"] = value
+        out.append(item)
+    return out
+
+
+def _metric(
+    t: Doc, i: int, m: Any, *, report: Report, refs: dict[str, str], ctx: dict[str, Any], dry: list[str]
+) -> dict[str, Any] | None:
+    path = ("spec", "metrics", i)
+    if not isinstance(m, dict) or not m.get("name"):
+        report.error(t, path, "a metric needs a name")
+        return None
+    name = str(m["name"])
+    provider = m.get("provider") or {}
+    prom = provider.get("prometheus") if isinstance(provider, dict) else None
+    if not isinstance(prom, dict) or not prom.get("query"):
+        kinds = ", ".join(provider) if isinstance(provider, dict) else "none"
+        report.unexpressed(
+            t, (*path, "provider"), f"metric '{name}' uses provider {kinds}: only prometheus maps"
+        )
+        return None
+    report.leftovers(t, path, m, _METRIC_KEYS, "no gatekeeper equivalent for this metric field")
+    query = templating(str(prom["query"]).strip(), refs)
+    if _LEFTOVER.search(query):
+        report.unresolved(
+            t,
+            (*path, "provider", "prometheus", "query"),
+            f"template variable {_LEFTOVER.search(query).group(0)} has no gatekeeper equivalent",
+        )  # type: ignore[union-attr]
+        return None
+    _provider_settings(t, path, prom, ctx, refs, report)
+    sig: dict[str, Any] = {"name": slug(name), "kind": "threshold", "description": f"Argo metric '{name}'"}
+    b = _conditions(t, path, m, report)
+    if b is None:
+        return None
+    if b == "none":
+        report.warn(
+            t,
+            path,
+            f"metric '{name}' has no success or failure condition: Argo counts every measurement "
+            "Successful; imported as a dry-run signal (measured, never votes)",
+        )
+        sig.update({"max": math.inf, "dryRun": True})
+    else:
+        query = guard_query(
+            query,
+            passes=lambda n: inside(n, b),
+            report=report,
+            doc=t,
+            path=(*path, "provider", "prometheus", "query"),
+            what=f"metric '{name}'",
+        )
+        sig.update(b)
+    problem = promql_problem(query)
+    if problem:
+        report.error(t, (*path, "provider", "prometheus", "query"), f"PromQL does not parse: {problem}")
+        return None
+    sig["query"] = query
+    _limits(t, path, m, sig, ctx, report)
+    if any(re.fullmatch(rx, name) for rx in dry if rx):
+        sig["dryRun"] = True
+    return sig
+
+
+def _provider_settings(t: Doc, path: tuple, prom: dict, ctx: dict, refs: dict, report: Report) -> None:
+    ppath = (*path, "provider", "prometheus")
+    if prom.get("address"):
+        url = templating(str(prom["address"]), refs)
+        if ctx["urls"] and url != ctx["urls"][0]:
+            report.unexpressed(
+                t, (*ppath, "address"), f"a second Prometheus address ({url}): a gate reads one source"
+            )
+        elif not ctx["urls"]:
+            ctx["urls"].append(url)
+    if prom.get("timeout") is not None:
+        sec = go_duration_seconds(prom["timeout"])
+        if sec:
+            ctx["timeouts"].append(sec)
+    for h in prom.get("headers") or []:
+        if isinstance(h, dict) and "key" in h:
+            ctx["headers"][str(h["key"])] = templating(str(h.get("value", "")), refs)
+    report.leftovers(
+        t,
+        ppath,
+        prom,
+        {"address", "query", "timeout", "headers"},
+        "no gatekeeper equivalent (authentication, TLS and environment are set on the source)",
+    )
+
+
+def _conditions(t: Doc, path: tuple, m: dict, report: Report) -> dict[str, float] | str | None:
+    """Bounds of the passing region; "none" without conditions; None when not expressible (listed)."""
+    parsed: dict[str, argo_expr.Pred] = {}
+    for key in ("successCondition", "failureCondition"):
+        if m.get(key) not in (None, ""):
+            try:
+                parsed[key] = argo_expr.parse_condition(str(m[key]))
+            except argo_expr.Unsupported as e:
+                report.unresolved(t, (*path, key), f"'{m[key]}' cannot be expressed as bounds: {e}")
+                return None
+    if not parsed:
+        return "none"
+    s, f = parsed.get("successCondition"), parsed.get("failureCondition")
+    passing = s & ~f if s and f else (s if s else ~f)  # type: ignore[operator]
+    iv = passing.interval()
+    if iv is None:
+        where = "successCondition" if s else "failureCondition"
+        report.unresolved(
+            t,
+            (*path, where),
+            "the passing values are not one interval (e.g. 'a < 1 || a > 5'): split it into two metrics",
+        )
+        return None
+    if s and f and argo_expr.complement(argo_expr.union(s.region, f.region)):
+        report.unexpressed(
+            t,
+            (*path, "failureCondition"),
+            "values meeting neither condition are Inconclusive in Argo and count as failed measurements here",
+        )
+    for label, attr in (("an empty result", "empty"), ("NaN (e.g. 0/0 without traffic)", "nan")):
+        sv, fv = (getattr(s, attr) if s else None), (getattr(f, attr) if f else None)
+        passes = (sv is True and fv is False) if s and f else (sv is True if s else fv is False)
+        if passes:
+            key = "successCondition" if s else "failureCondition"
+            report.warn(
+                t,
+                (*path, key),
+                f"in Argo {label} counts as a Successful measurement; here it is NODATA and never passes",
+            )
+    return bounds(iv.lo, iv.hi, lo_closed=iv.lo_closed, hi_closed=iv.hi_closed)
+
+
+def _limits(t: Doc, path: tuple, m: dict, sig: dict, ctx: dict, report: Report) -> None:
+    for key, field in (("failureLimit", "failureLimit"), ("inconclusiveLimit", "inconclusiveLimit")):
+        if m.get(key) is None:
+            continue
+        try:
+            value = int(m[key])
+            if value < 0:
+                raise ValueError
+            sig[field] = value
+        except (TypeError, ValueError):
+            report.unexpressed(
+                t, (*path, key), f"'{m[key]}' is not a count >= 0 (percentages and -1 do not map)"
+            )
+    if m.get("initialDelay") is not None:
+        sec = go_duration_seconds(m["initialDelay"])
+        if sec is None:
+            report.unexpressed(t, (*path, "initialDelay"), f"'{m['initialDelay']}' is not a duration")
+        else:
+            sig["initialDelay"] = f"{sec:g}s"
+    if m.get("dryRun"):
+        sig["dryRun"] = True
+    interval = go_duration_seconds(m["interval"]) if m.get("interval") is not None else None
+    if interval:
+        ctx["intervals"].append(interval)
+    if m.get("count") is not None:
+        try:
+            count = int(m["count"])
+            ctx["counts"].append(count * (interval or 60.0))
+        except (TypeError, ValueError):
+            report.unexpressed(t, (*path, "count"), f"'{m['count']}' is not a number")
+    if m.get("consecutiveErrorLimit") is not None:
+        try:
+            ctx["errors"].append(int(m["consecutiveErrorLimit"]))
+        except (TypeError, ValueError):
+            report.unexpressed(t, (*path, "consecutiveErrorLimit"), "not a number")
+
+
+def _rollout_analysis(rollout: Doc, templates: list[Doc], report: Report) -> dict[str, Any]:
+    canary = ((rollout.data.get("spec") or {}).get("strategy") or {}).get("canary") or {}
+    refs: list[tuple[tuple, dict]] = []
+    bg = canary.get("analysis") or {}
+    for i, r in enumerate(bg.get("templates") or []):
+        refs.append((("spec", "strategy", "canary", "analysis", "templates", i), r))
+    if bg.get("startingStep") is not None:
+        report.unexpressed(
+            rollout,
+            ("spec", "strategy", "canary", "analysis", "startingStep"),
+            "background analysis starts with the first stage here; use the signals' initialDelay",
+        )
+    args: dict[str, str | None] = {}
+    dry: list[str] = [str(x.get("metricName", "")) for x in bg.get("dryRun") or [] if isinstance(x, dict)]
+    for j, step in enumerate(canary.get("steps") or []):
+        inline = step.get("analysis") if isinstance(step, dict) else None
+        if isinstance(inline, dict):
+            for i, r in enumerate(inline.get("templates") or []):
+                refs.append((("spec", "strategy", "canary", "steps", j, "analysis", "templates", i), r))
+            _rollout_args(
+                rollout, ("spec", "strategy", "canary", "steps", j, "analysis"), inline, args, report
+            )
+    _rollout_args(rollout, ("spec", "strategy", "canary", "analysis"), bg, args, report)
+    used: list[Doc] = []
+    for path, r in refs:
+        name = str((r or {}).get("templateName", ""))
+        kinds = ("ClusterAnalysisTemplate",) if (r or {}).get("clusterScope") else ("AnalysisTemplate",)
+        found = next((t for t in templates if t.name == name and t.kind in kinds), None)
+        if found is None:
+            report.unresolved(rollout, path, f"template '{name}' ({kinds[0]}) is not among the inputs")
+        elif found not in used:
+            used.append(found)
+    for t in templates:
+        if t not in used:
+            report.unexpressed(t, (), f"{t.kind} '{t.name}' is not referenced by Rollout '{rollout.name}'")
+    return {"templates": used, "args": args, "dryRun": dry}
+
+
+def _rollout_args(rollout: Doc, path: tuple, analysis: dict, out: dict, report: Report) -> None:
+    for i, a in enumerate(analysis.get("args") or []):
+        if not isinstance(a, dict) or "name" not in a:
+            continue
+        if "value" in a:
+            out[str(a["name"])] = str(a["value"])
+        elif "valueFrom" in a:
+            report.unexpressed(
+                rollout,
+                (*path, "args", i, "valueFrom"),
+                f"argument '{a['name']}' is read from the cluster at run time: pass --arg {a['name']}=VALUE",
+            )
+
+
+def _stages(rollout: Doc, report: Report) -> tuple[list[dict[str, Any]], float]:
+    spec = rollout.data.get("spec") or {}
+    deadline = float(spec.get("progressDeadlineSeconds") or ARGO_DEFAULT_PROGRESS_DEADLINE)
+    stages: list[dict[str, Any]] = []
+    base = ("spec", "strategy", "canary", "steps")
+    for j, step in enumerate(((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []):
+        if not isinstance(step, dict):
+            continue
+        if "setWeight" in step:
+            w = float(step["setWeight"])
+            if w <= 0 or (stages and w < stages[-1]["weight"]):
+                report.unexpressed(
+                    rollout, (*base, j, "setWeight"), f"weight {w:g}: stages only grow from > 0"
+                )
+                continue
+            stages.append({"weight": w})
+        elif "pause" in step:
+            pause = step.get("pause") or {}
+            if not stages:
+                report.unexpressed(rollout, (*base, j, "pause"), "a pause before any setWeight has no stage")
+            elif pause.get("duration") is not None:
+                sec = go_duration_seconds(pause["duration"])
+                stages[-1]["minDuration"] = (
+                    f"{sec:g}s" if sec is not None else stages[-1].get("minDuration", "60s")
+                )
+            else:
+                stages[-1]["authority"] = {"mode": "approval", "group": "rollout-approvers"}
+                report.assume(
+                    rollout,
+                    (*base, j, "pause"),
+                    "an indefinite pause (manual promotion) became a stage "
+                    "that needs approval by group 'rollout-approvers'",
+                )
+        elif "analysis" not in step:
+            report.unexpressed(rollout, (*base, j), f"step {', '.join(step)}: not a stage setting")
+    return stages, deadline

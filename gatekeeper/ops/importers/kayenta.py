@@ -1,0 +1,359 @@
+"""Kayenta canary config (JSON; optionally wrapped with its `executionRequest`) -> a gate in `mode: kayenta`.
+
+Carried over (Kayenta's docs/canary-config.md, PrometheusMetricsService.buildQuery, NetflixACAJudge):
+each Prometheus metric becomes a signal whose query is Kayenta's (`PromQL:` inline templates verbatim,
+otherwise `avg(metricName{filters, labelBindings}) by (groupByFields)`); the label matcher holding `${scope}`
+becomes `${selector}`, with the control scope as baseline arm and the experiment scope as canary arm
+(arguments `canary_scope` / `baseline_scope`); `direction`, `critical`, `groups` (first group) and
+`effectSize.allowedIncrease/allowedDecrease` (as `tolerance`) map to the signal; `classifier.groupWeights`
+become signal weights (a group's weight split over its metrics; groups without a weight share the rest of
+100 as in Kayenta); `scoreThresholds` become `scoring`.
+
+Stricter on purpose (each listed in the report): NaN values are removed, never replaced by 0; every metric
+must have data; outliers are kept; a critical metric fails the canary at its allowed effect size.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from gatekeeper.ops.importers.common import (
+    FAIL_CLOSED_BOUND,
+    Doc,
+    Report,
+    arg_name,
+    guard_query,
+    number,
+    promql_problem,
+    slug,
+    unique,
+)
+
+_VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
+_SCOPE_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!=|!~|=)\s*"([^"]*\$\{scope\}[^"]*)"')
+_HANDLED_CANARY = {"direction", "nanStrategy", "critical", "mustHaveData", "effectSize", "outliers"}
+
+
+def is_kayenta(doc: Doc) -> bool:
+    d = doc.data
+    if not isinstance(d, dict):
+        return False
+    config = d.get("canaryConfig", d)
+    return (
+        isinstance(config, dict)
+        and isinstance(config.get("metrics"), list)
+        and ("classifier" in config or "judge" in config)
+    )
+
+
+def import_kayenta(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
+    doc = docs[0]
+    for extra in docs[1:]:
+        report.unexpressed(extra, (), "one canary config per import: this one is ignored")
+    wrapped = "canaryConfig" in doc.data
+    root: tuple = ("canaryConfig",) if wrapped else ()
+    config = doc.data["canaryConfig"] if wrapped else doc.data
+    request = doc.data.get("executionRequest") or {} if wrapped else {}
+    scopes_req = ((request.get("scopes") or {}).get("default") or {}) if request else {}
+    ctx: dict[str, Any] = {"scope": None, "args": {}}
+    metrics = config.get("metrics") or []
+    weights = _weights(config, metrics)
+    signals: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for i, m in enumerate(metrics):
+        sig = _metric(doc, (*root, "metrics", i), m, config=config, weights=weights, ctx=ctx, report=report)
+        if sig is not None:
+            sig["name"] = unique(sig["name"], names)
+            signals.append(sig)
+    _nodata_groups(doc, root, metrics, report)
+    if not signals:
+        report.error(doc, (*root, "metrics"), "no Prometheus metric could be imported: a gate needs a signal")
+    label, op, template = ctx["scope"] or ("scope", "=", "${scope}")
+    gate: dict[str, Any] = {
+        "apiVersion": "gatekeeper.dev/v1alpha1",
+        "kind": "Gate",
+        "name": slug(str(config.get("name") or "kayenta-canary")),
+        "description": f"Imported from Kayenta canary config '{config.get('name', '')}'",
+        "mode": "kayenta",
+    }
+    defaults = {
+        "canary_scope": (scopes_req.get("experimentScope") or {}).get("scope"),
+        "baseline_scope": (scopes_req.get("controlScope") or {}).get("scope"),
+        "location": (scopes_req.get("experimentScope") or {}).get("location"),
+    }
+    args = [
+        {"name": "canary_scope", "description": "Kayenta experiment scope (the canary)"},
+        {"name": "baseline_scope", "description": "Kayenta control scope (the baseline)"},
+    ]
+    args += [{"name": arg_name(v), "description": f"Kayenta variable ${{{v}}}"} for v in sorted(ctx["args"])]
+    for a in args:
+        value = given.get(a["name"], defaults.get(a["name"]))
+        if value is not None:
+            a["value"] = str(value)
+    gate["args"] = args
+    prefix = "" if op == "=" else op
+    gate["scopes"] = {
+        "canary": {label: prefix + template.replace("${scope}", "${canary_scope}")},
+        "baseline": {label: prefix + template.replace("${scope}", "${baseline_scope}")},
+    }
+    step = number((scopes_req.get("controlScope") or {}).get("step"))
+    if step:
+        gate["source"] = {"prometheus": {"step": f"{step:g}s"}}
+    gate["scoring"] = _thresholds(doc, root, config, request, report)
+    gate["signals"] = signals
+    report.leftovers(
+        doc,
+        root,
+        config,
+        {
+            "name",
+            "description",
+            "metrics",
+            "classifier",
+            "templates",
+            "judge",
+            "applications",
+            "id",
+            "createdTimestamp",
+            "updatedTimestamp",
+            "createdTimestampIso",
+            "updatedTimestampIso",
+            "configVersion",
+        },
+        "no gatekeeper equivalent",
+    )
+    return gate
+
+
+def _weights(config: dict, metrics: list) -> dict[str, float]:
+    """Per-group weight, Kayenta style: configured percents; unweighted groups share what is left of 100."""
+    configured = {
+        str(k): float(v) for k, v in ((config.get("classifier") or {}).get("groupWeights") or {}).items()
+    }
+    groups: list[str] = []
+    for m in metrics:
+        for g in (m or {}).get("groups") or ["default"]:
+            if str(g) not in groups:
+                groups.append(str(g))
+    rest = [g for g in groups if g not in configured]
+    share = (100.0 - sum(configured.values())) / len(rest) if rest else 0.0
+    return {g: configured.get(g, share) for g in groups}
+
+
+def _query(doc: Doc, path: tuple, q: dict, config: dict, report: Report) -> str | None:
+    inline = q.get("customInlineTemplate")
+    name = q.get("customFilterTemplate")
+    filt = q.get("customFilter")
+    if name:
+        templates = config.get("templates") or {}
+        if name not in templates:
+            report.unresolved(
+                doc, (*path, "customFilterTemplate"), f"template '{name}' is not in the config's templates"
+            )
+            return None
+        filt = templates[name]
+    if inline:
+        filt = inline
+    if filt and str(filt).startswith("PromQL:"):
+        return str(filt)[len("PromQL:") :].strip()
+    if not q.get("metricName"):
+        report.error(doc, path, "a Prometheus metric needs metricName or a 'PromQL:' template")
+        return None
+    filters = [t.strip() for t in str(filt).split(",")] if filt else []
+    if not filt:
+        rtype = q.get("resourceType")
+        if rtype == "aws_ec2_instance":
+            filters = ['asg_groupName="${scope}"', 'zone=~"${location}.{1}"']
+        else:
+            report.unresolved(
+                doc,
+                path,
+                f"resourceType '{rtype}' needs Kayenta's account scopeLabel: write a "
+                'customFilterTemplate (e.g. app="${scope}") instead',
+            )
+            return None
+    filters += [str(b) for b in q.get("labelBindings") or []]
+    query = f"avg({q['metricName']}{{{','.join(filters)}}})"
+    if q.get("groupByFields"):
+        report.unexpressed(
+            doc,
+            (*path, "groupByFields"),
+            "one value per arm per step is compared here: the series "
+            "are averaged together instead of classified per group",
+        )
+    return query
+
+
+def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+    if not isinstance(m, dict):
+        report.error(doc, path, "a metric must be an object")
+        return None
+    name = str(m.get("name") or f"metric-{path[-1]}")
+    q = m.get("query") or {}
+    if str(q.get("type", "prometheus")) != "prometheus":
+        report.unexpressed(
+            doc, (*path, "query", "type"), f"metric '{name}' reads {q.get('type')}: only prometheus maps"
+        )
+        return None
+    query = _query(doc, (*path, "query"), q, config, report)
+    if query is None:
+        return None
+    query = _selector(doc, path, name, query, ctx, report)
+    if query is None:
+        return None
+    query = guard_query(
+        query,
+        passes=lambda n: True,
+        report=report,
+        doc=doc,
+        path=(*path, "query"),
+        what=f"metric '{name}' (a constant for both arms is a Kayenta Pass)",
+    )
+    problem = promql_problem(query)
+    if problem:
+        report.error(doc, (*path, "query"), f"PromQL does not parse: {problem}")
+        return None
+    canary = ((m.get("analysisConfigurations") or {}).get("canary")) or {}
+    cpath = (*path, "analysisConfigurations", "canary")
+    groups = [str(g) for g in m.get("groups") or ["default"]]
+    if len(groups) > 1:
+        report.unexpressed(
+            doc, (*path, "groups"), f"metric '{name}' counts only in its first group '{groups[0]}'"
+        )
+    members = sum(
+        1 for x in config.get("metrics") or [] if groups[0] in ((x or {}).get("groups") or ["default"])
+    )
+    weight = weights.get(groups[0], 0.0) / max(members, 1)
+    sig: dict[str, Any] = {
+        "name": slug(name),
+        "kind": "threshold",
+        "description": f"Kayenta metric '{name}'",
+        "query": query,
+        **FAIL_CLOSED_BOUND,
+        "group": groups[0],
+    }
+    if weight > 0:
+        sig["weight"] = round(weight, 6)
+    else:
+        sig["dryRun"] = True
+        report.unexpressed(
+            doc, (*path, "groups"), f"group '{groups[0]}' has weight 0: '{name}' is shown, not scored"
+        )
+    direction = str(canary.get("direction") or "either")
+    sig["direction"] = direction if direction in ("increase", "decrease", "either") else "either"
+    sig["tolerance"] = _tolerance(doc, cpath, canary, sig["direction"], report)
+    if canary.get("critical"):
+        sig["critical"] = True
+    _strictness(doc, cpath, name, canary, report)
+    report.leftovers(doc, cpath, canary, _HANDLED_CANARY, "no gatekeeper equivalent")
+    if m.get("scopeName", "default") != "default":
+        report.unexpressed(doc, (*path, "scopeName"), "only the default scope maps to the gate's scopes")
+    return sig
+
+
+def _selector(doc: Doc, path: tuple, name: str, query: str, ctx: dict, report: Report) -> str | None:
+    found = _SCOPE_MATCHER.search(query)
+    if not found:
+        report.unresolved(
+            doc,
+            (*path, "query"),
+            f"metric '{name}' does not select by ${{scope}}: canary and baseline would be the same series",
+        )
+        return None
+    triple = (found.group(1), found.group(2), found.group(3))
+    if ctx["scope"] is not None and ctx["scope"] != triple:
+        report.unexpressed(
+            doc,
+            (*path, "query"),
+            f"metric '{name}' selects the scope with {found.group(0)}, another "
+            f"metric with {ctx['scope'][0]}: a gate has one pair of scopes",
+        )
+        return None
+    ctx["scope"] = triple
+    out = query[: found.start()] + "${selector}" + query[found.end() :]
+
+    def var(mm: re.Match[str]) -> str:
+        if mm.group(1) == "selector":
+            return mm.group(0)
+        ctx["args"][mm.group(1)] = True
+        return "${" + arg_name(mm.group(1)) + "}"
+
+    out = _VAR.sub(var, out)
+    return re.sub(r"\{\s*,", "{", re.sub(r",\s*\}", "}", out))
+
+
+def _tolerance(doc: Doc, path: tuple, canary: dict, direction: str, report: Report) -> float:
+    eff = canary.get("effectSize") or {}
+    if str(eff.get("measure", "meanRatio")) == "cles":
+        report.unexpressed(
+            doc,
+            (*path, "effectSize", "measure"),
+            "CLES effect sizes do not map: the mean ratio is used with no minimum effect",
+        )
+        return 0.0
+    up = (number(eff.get("allowedIncrease")) or 1.0) - 1.0
+    down = 1.0 - (number(eff.get("allowedDecrease")) or 1.0)
+    for k in ("criticalIncrease", "criticalDecrease"):
+        if k in eff:
+            report.unexpressed(
+                doc,
+                (*path, "effectSize", k),
+                "a critical metric fails the canary at its allowed effect size here (stricter)",
+            )
+    if direction == "increase":
+        return round(max(up, 0.0), 6)
+    if direction == "decrease":
+        return round(max(down, 0.0), 6)
+    if abs(up - down) > 1e-9:
+        report.unexpressed(
+            doc,
+            (*path, "effectSize"),
+            f"asymmetric effect sizes (+{up:g} / -{down:g}): the stricter "
+            f"{min(up, down):g} is used both ways",
+        )
+    return round(max(min(up, down), 0.0), 6)
+
+
+def _strictness(doc: Doc, path: tuple, name: str, canary: dict, report: Report) -> None:
+    if str(canary.get("nanStrategy", "remove")) == "replace":
+        report.warn(
+            doc,
+            (*path, "nanStrategy"),
+            f"metric '{name}': 'replace' turns missing data into 0, so an arm "
+            "that sends nothing passes; NaNs are removed here and no data is NODATA",
+        )
+    if (canary.get("outliers") or {}).get("strategy") == "remove":
+        report.unexpressed(doc, (*path, "outliers"), "outliers are kept here (extreme canary values count)")
+
+
+def _nodata_groups(doc: Doc, root: tuple, metrics: list, report: Report) -> None:
+    optional: dict[str, list[bool]] = {}
+    for m in metrics:
+        canary = (((m or {}).get("analysisConfigurations") or {}).get("canary")) or {}
+        for g in (m or {}).get("groups") or ["default"]:
+            optional.setdefault(str(g), []).append(not canary.get("mustHaveData", False))
+    for g, flags in optional.items():
+        if flags and all(flags):
+            report.warn(
+                doc,
+                (*root, "classifier", "groupWeights"),
+                f"group '{g}': no metric has mustHaveData, so if "
+                "none returns data Kayenta scores the group 100; "
+                "here every metric must have data and a group "
+                "without data scores 0",
+            )
+
+
+def _thresholds(doc: Doc, root: tuple, config: dict, request: dict, report: Report) -> dict[str, float]:
+    t = (config.get("classifier") or {}).get("scoreThresholds") or request.get("thresholds") or {}
+    passing, marginal = number(t.get("pass")), number(t.get("marginal"))
+    if passing is None or marginal is None:
+        report.assume(
+            doc,
+            (*root, "classifier"),
+            "no scoreThresholds (Kayenta takes them from the pipeline stage): "
+            "gatekeeper's defaults pass >= 90, marginal >= 75 are used",
+        )
+        return {"passScore": passing or 90.0, "marginalScore": marginal or 75.0}
+    return {"passScore": passing, "marginalScore": marginal}

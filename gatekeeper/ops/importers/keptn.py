@@ -1,0 +1,464 @@
+"""Keptn quality gates -> a gate in `mode: keptn`: v1 `slo.yaml` + `sli.yaml`, or v2 `AnalysisDefinition` +
+`AnalysisValueTemplate`s (+ `Analysis` args, `KeptnMetricsProvider` address).
+
+Carried over (Keptn's slo reference, lighthouse-service and metrics-operator evaluators): objectives become
+signals with `passCriteria` / `warningCriteria` (Keptn syntax; several `- criteria:` blocks, OR-ed in Keptn,
+become `a || b` entries), `weight`, `key` (key_sli / keyObjective); `total_score` / `totalScore` become
+`scoring`. v2 targets say when an objective fails or warns; they are turned around into pass and warning
+criteria with the same outcome. v1 placeholders become arguments (`$SERVICE` -> `${service}`, a filter key
+`$mz_id` -> `${mz_id}` with the filter's value), `$DURATION_SECONDS` the evaluation window, and a label
+matcher with `$DEPLOYMENT` the arm selector (canary / primary), so relative criteria (`<=+10%`) compare the
+canary with the primary over the same window, where Keptn compares with previous evaluations.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from typing import Any
+
+from gatekeeper.judge.keptn import parse_criterion
+from gatekeeper.ops.importers.common import (
+    FAIL_CLOSED_BOUND,
+    Doc,
+    Report,
+    arg_name,
+    bounds,
+    guard_query,
+    promql_problem,
+    slug,
+    unique,
+)
+
+V2_KINDS = ("AnalysisDefinition", "AnalysisValueTemplate", "Analysis", "KeptnMetricsProvider")
+_PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)?)")
+_DEPLOY_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|=)\s*"([^"]*\$DEPLOYMENT[^"]*)"')
+_GO_VAR = re.compile(r"\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
+_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_SUFFIX = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
+           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}  # fmt: skip
+_NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
+
+
+def is_keptn(doc: Doc) -> bool:
+    d = doc.data
+    if not isinstance(d, dict):
+        return False
+    api = str(d.get("apiVersion", ""))
+    if api.startswith("metrics.keptn.sh/") and doc.kind in V2_KINDS:
+        return True
+    return "spec_version" in d and ("objectives" in d or "indicators" in d)
+
+
+def import_keptn(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
+    if any(d.kind == "AnalysisDefinition" for d in docs):
+        return _v2(docs, report=report, given=given)
+    return _v1(docs, report=report, given=given)
+
+
+def _dnf_to_cnf(sets: list[list[str]]) -> list[str]:
+    """Keptn's OR of AND-sets as AND-ed entries of `||` alternatives (distribution; sets are small)."""
+    sets = [s for s in sets if s]
+    if len(sets) <= 1:
+        return list(sets[0]) if sets else []
+    return [" || ".join(dict.fromkeys(choice)) for choice in itertools.product(*sets)]
+
+
+def _absolute_bounds(entries: list[str]) -> dict[str, float]:
+    """min/max from single absolute criteria (what a threshold can say); the placeholder bound otherwise."""
+    lo, hi, lo_c, hi_c = -math.inf, math.inf, True, True
+    for e in entries:
+        if "||" in e:
+            continue
+        c = parse_criterion(e)
+        if c.relative:
+            continue
+        if c.op in (">", ">=", "=") and (c.value > lo or (c.value == lo and c.op == ">")):
+            lo, lo_c = c.value, c.op != ">"
+        if c.op in ("<", "<=", "=") and (c.value < hi or (c.value == hi and c.op == "<")):
+            hi, hi_c = c.value, c.op != "<"
+    b = bounds(lo, hi, lo_closed=lo_c, hi_closed=hi_c)
+    return b if b and b.get("min", -math.inf) <= b.get("max", math.inf) else dict(FAIL_CLOSED_BOUND)
+
+
+def _gate(
+    name: str,
+    description: str,
+    signals: list,
+    scoring: dict,
+    args: dict[str, str | None],
+    scopes: dict | None,
+) -> dict[str, Any]:
+    gate: dict[str, Any] = {
+        "apiVersion": "gatekeeper.dev/v1alpha1",
+        "kind": "Gate",
+        "name": slug(name),
+        "description": description,
+        "mode": "keptn",
+    }
+    if args:
+        gate["args"] = [
+            {"name": k, **({"value": v} if v is not None else {})} for k, v in sorted(args.items())
+        ]
+    gate["scopes"] = scopes or {"canary": {"deployment": "canary"}, "baseline": {"deployment": "primary"}}
+    gate["scoring"] = scoring
+    gate["signals"] = signals
+    return gate
+
+
+# --- v1 ---------------------------------------------------------------------------------------------------
+
+
+def _v1(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
+    slos = [d for d in docs if "objectives" in d.data]
+    slis = [d for d in docs if "indicators" in d.data]
+    if not slos:
+        report.error(docs[0], (), "no slo.yaml (objectives) among the inputs")
+        return {"name": "keptn", "signals": []}
+    slo = slos[0]
+    for extra in slos[1:]:
+        report.unexpressed(extra, (), "one slo.yaml per import: this one is ignored")
+    indicators: dict[str, tuple[Doc, str]] = {}
+    for d in slis:
+        for k, v in (d.data.get("indicators") or {}).items():
+            indicators[str(k)] = (d, str(v))
+    filters = {str(k): str(v) for k, v in (slo.data.get("filter") or {}).items()}
+    args: dict[str, str | None] = {}
+    ctx: dict[str, Any] = {"scope": None}
+    if slo.data.get("comparison"):
+        report.unexpressed(
+            slo,
+            ("comparison",),
+            "Keptn compares with previous evaluations (compare_with, "
+            "aggregate_function…); gatekeeper compares the canary with the "
+            "primary over the same window",
+        )
+    signals: list[dict[str, Any]] = []
+    names: set[str] = set()
+    for i, obj in enumerate(slo.data.get("objectives") or []):
+        sig = _objective_v1(slo, ("objectives", i), obj, indicators, filters, args, given, ctx, report)
+        if sig is not None:
+            sig["name"] = unique(sig["name"], names)
+            signals.append(sig)
+    if signals and all(s.get("dryRun") for s in signals):
+        report.warn(
+            slo,
+            ("objectives",),
+            "no objective has pass criteria: Keptn passes such a gate with score 100; "
+            "here the signals vote and, having no criteria, never pass",
+        )
+        for s in signals:
+            s.pop("dryRun")
+    if not signals:
+        report.error(slo, ("objectives",), "no objective could be imported: a gate needs a signal")
+    scoring = _total_v1(slo, report)
+    scopes = None
+    if ctx["scope"]:
+        label, op, template = ctx["scope"]
+        pre = "=~" if op == "=~" else ""
+        scopes = {
+            arm: {label: pre + _args_in(template.replace("$DEPLOYMENT", value), args, filters, given)}
+            for arm, value in (("canary", "canary"), ("baseline", "primary"))
+        }
+    else:
+        report.assume(
+            slo,
+            (),
+            "no SLI query tells the arms apart ($DEPLOYMENT): the scopes deployment=canary / "
+            "primary are used only by queries with ${selector}",
+        )
+    return _gate(
+        str(filters.get("service") or given.get("service") or "keptn-quality-gate"),
+        f"Imported from Keptn SLO {slo.file}",
+        signals,
+        scoring,
+        args,
+        scopes,
+    )
+
+
+def _args_in(text: str, args: dict, filters: dict, given: dict) -> str:
+    def repl(m: re.Match[str]) -> str:
+        raw = m.group(1)
+        if raw == "DURATION_SECONDS":
+            return "${window}"
+        name = arg_name(raw.lower().replace(".", "_") if raw.isupper() or raw.startswith("LABEL.") else raw)
+        key = raw.lower() if raw.isupper() else raw
+        args.setdefault(name, given.get(name, given.get(raw, filters.get(key))))
+        return "${" + name + "}"
+
+    return _PLACEHOLDER.sub(repl, text)
+
+
+def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+    if not isinstance(obj, dict) or not obj.get("sli"):
+        report.error(slo, path, "an objective needs 'sli'")
+        return None
+    sli = str(obj["sli"])
+    if sli not in indicators:
+        report.unresolved(slo, (*path, "sli"), f"SLI '{sli}' has no query in any sli.yaml among the inputs")
+        return None
+    sdoc, raw = indicators[sli]
+    query = raw.strip()
+    m = _DEPLOY_MATCHER.search(query)
+    if m:
+        triple = (m.group(1), m.group(2), m.group(3))
+        if ctx["scope"] in (None, triple):
+            ctx["scope"] = triple
+            query = query[: m.start()] + "${selector}" + query[m.end() :]
+    query = _args_in(query, args, filters, given)
+    sets = {
+        k: [[str(c) for c in (b or {}).get("criteria") or []] for b in obj.get(k) or []]
+        for k in ("pass", "warning")
+    }
+    try:
+        for k in sets:
+            for s in sets[k]:
+                for c in s:
+                    parse_criterion(c)
+    except ValueError as e:
+        report.error(slo, (*path, "pass"), str(e))
+        return None
+    relative = any(parse_criterion(c).relative for s in sets["pass"] + sets["warning"] for c in s)
+    if relative and "${selector}" not in query:
+        report.unexpressed(
+            slo,
+            (*path, "pass"),
+            f"relative criteria of '{sli}' compare with previous evaluations in "
+            "Keptn; its query has no $DEPLOYMENT to select the primary, so they "
+            "are dropped here (add ${selector} to the query to keep them)",
+        )
+        sets = {k: [[c for c in s if not parse_criterion(c).relative] for s in v] for k, v in sets.items()}
+    passing, warning = _dnf_to_cnf(sets["pass"]), _dnf_to_cnf(sets["warning"])
+    sig: dict[str, Any] = {"name": slug(sli), "kind": "threshold", "description": f"Keptn SLI '{sli}'"}
+    query = guard_query(
+        query,
+        passes=lambda n: _meets(passing, n),
+        report=report,
+        doc=sdoc,
+        path=("indicators", sli),
+        what=f"SLI '{sli}'",
+    )
+    problem = promql_problem(query)
+    if problem:
+        report.error(sdoc, ("indicators", sli), f"PromQL does not parse: {problem}")
+        return None
+    sig["query"] = query
+    sig.update(_absolute_bounds(passing))
+    weight = obj.get("weight", 1)
+    if passing:
+        sig["passCriteria"] = passing
+    else:
+        sig["dryRun"] = True
+        report.unexpressed(
+            slo, path, f"'{sli}' has no pass criteria: informational in Keptn, a dry-run signal here"
+        )
+    if warning:
+        sig["warningCriteria"] = warning
+    if weight is not None and float(weight) > 0:
+        sig["weight"] = float(weight)
+    elif weight is not None:
+        sig["dryRun"] = True
+        report.unexpressed(slo, (*path, "weight"), "weight 0: shown, not scored")
+    if obj.get("key_sli"):
+        sig["key"] = True
+    report.leftovers(
+        slo,
+        path,
+        obj,
+        {"sli", "pass", "warning", "weight", "key_sli", "displayName"},
+        "no gatekeeper equivalent",
+    )
+    return sig
+
+
+def _meets(entries: list[str], value: float) -> bool:
+    """Whether an absolute value meets the criteria when the baseline is the same value (the fallback case)."""
+    return (
+        all(any(parse_criterion(a).holds(value, value) for a in e.split("||")) for e in entries)
+        if entries
+        else True
+    )
+
+
+def _percent(value: Any) -> float | None:
+    try:
+        return float(str(value).strip().rstrip("%"))
+    except ValueError:
+        return None
+
+
+def _total_v1(slo: Doc, report: Report) -> dict[str, float]:
+    total = slo.data.get("total_score") or {}
+    p, w = _percent(total.get("pass")), _percent(total.get("warning"))
+    if p is None:
+        report.assume(
+            slo, ("total_score",), "no total_score.pass (Keptn fails the evaluation without it): 90% used"
+        )
+        p = 90.0
+    if w is None:
+        report.assume(slo, ("total_score",), "no total_score.warning: no warning band (warning = pass)")
+        w = p
+    return {"passScore": p, "marginalScore": min(w, p)}
+
+
+# --- v2 ---------------------------------------------------------------------------------------------------
+
+
+def _quantity(value: Any) -> float | None:
+    m = _QUANTITY.match(str(value).strip())
+    return float(m.group(1)) * _SUFFIX[m.group(2)] if m else None
+
+
+def _operator_cnf(doc: Doc, path: tuple, op: dict, report: Report) -> list[str] | None:
+    """The criteria (CNF entries) under which the failure/warning operator does NOT hold."""
+    ops = {"lessThan": "<", "lessThanOrEqual": "<=", "greaterThan": ">", "greaterThanOrEqual": ">="}
+    for key, value in op.items():
+        if key in ops:
+            v = _quantity((value or {}).get("fixedValue"))
+            if v is None:
+                break
+            return [f"{_NEGATE[ops[key]]}{v:g}"]
+        if key == "equalTo":
+            v = _quantity((value or {}).get("fixedValue"))
+            return None if v is None else [f"<{v:g} || >{v:g}"]
+        if key in ("inRange", "notInRange"):
+            lo, hi = _quantity((value or {}).get("lowBound")), _quantity((value or {}).get("highBound"))
+            if lo is None or hi is None:
+                break
+            return [f"<{lo:g} || >{hi:g}"] if key == "inRange" else [f">={lo:g}", f"<={hi:g}"]
+    report.error(doc, path, f"target operator {op} is not understood (lessThan, …, inRange, notInRange)")
+    return None
+
+
+def _v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
+    definition = next(d for d in docs if d.kind == "AnalysisDefinition")
+    templates = [d for d in docs if d.kind == "AnalysisValueTemplate"]
+    analysis = next((d for d in docs if d.kind == "Analysis"), None)
+    providers = [d for d in docs if d.kind == "KeptnMetricsProvider"]
+    values = (
+        {str(k): str(v) for k, v in ((analysis.data.get("spec") or {}).get("args") or {}).items()}
+        if analysis
+        else {}
+    )
+    if analysis and (analysis.data.get("spec") or {}).get("timeframe"):
+        report.unexpressed(
+            analysis, ("spec", "timeframe"), "the evaluation window is given when the gate runs"
+        )
+    args: dict[str, str | None] = {}
+    signals: list[dict[str, Any]] = []
+    names: set[str] = set()
+    spec = definition.data.get("spec") or {}
+    urls: list[str] = []
+    for i, obj in enumerate(spec.get("objectives") or []):
+        path = ("spec", "objectives", i)
+        ref = (obj or {}).get("analysisValueTemplateRef") or {}
+        t = next((d for d in templates if d.name == ref.get("name")), None)
+        if t is None:
+            report.unresolved(
+                definition,
+                (*path, "analysisValueTemplateRef"),
+                f"AnalysisValueTemplate '{ref.get('name')}' is not among the inputs",
+            )
+            continue
+        tspec = t.data.get("spec") or {}
+        pname = str((tspec.get("provider") or {}).get("name", ""))
+        pdoc = next((p for p in providers if p.name == pname), None)
+        if pdoc is not None:
+            pspec = pdoc.data.get("spec") or {}
+            if str(pspec.get("type", "prometheus")) != "prometheus":
+                report.unexpressed(
+                    pdoc, ("spec", "type"), f"provider type '{pspec.get('type')}': only prometheus maps"
+                )
+                continue
+            if pspec.get("targetServer") and str(pspec["targetServer"]) not in urls:
+                urls.append(str(pspec["targetServer"]))
+
+        def go(m: re.Match[str]) -> str:
+            name = arg_name(m.group(1))
+            args.setdefault(name, given.get(name, values.get(m.group(1))))
+            return "${" + name + "}"
+
+        query = _GO_VAR.sub(go, str(tspec.get("query", "")).strip())
+        target = obj.get("target") or {}
+        fail = (
+            _operator_cnf(definition, (*path, "target", "failure"), target["failure"], report)
+            if target.get("failure")
+            else []
+        )
+        warn = (
+            _operator_cnf(definition, (*path, "target", "warning"), target["warning"], report)
+            if target.get("warning")
+            else []
+        )
+        if fail is None or warn is None:
+            continue
+        sig: dict[str, Any] = {
+            "name": slug(t.name),
+            "kind": "threshold",
+            "description": f"Keptn objective {t.name}",
+        }
+        passing = fail + warn
+        if not passing:
+            report.warn(
+                definition,
+                (*path, "target"),
+                "no failure or warning target: Keptn passes this objective "
+                "with any value; here a signal without criteria never passes",
+            )
+        query = guard_query(
+            query,
+            passes=lambda n, crit=passing: _meets(crit, n),
+            report=report,
+            doc=t,
+            path=("spec", "query"),
+            what=f"template '{t.name}'",
+        )
+        problem = promql_problem(query)
+        if problem:
+            report.error(t, ("spec", "query"), f"PromQL does not parse: {problem}")
+            continue
+        sig["query"] = query
+        sig.update(_absolute_bounds(passing))
+        if passing:
+            sig["passCriteria"] = passing
+        if fail:
+            sig["warningCriteria"] = fail
+        w = obj.get("weight", 1)
+        sig["weight"] = float(w) if w else 1.0
+        if obj.get("keyObjective"):
+            sig["key"] = True
+        sig["name"] = unique(sig["name"], names)
+        signals.append(sig)
+    if not signals:
+        report.error(
+            definition, ("spec", "objectives"), "no objective could be imported: a gate needs a signal"
+        )
+    total = spec.get("totalScore") or {}
+    p, w = _percent(total.get("passPercentage")), _percent(total.get("warningPercentage"))
+    scoring = {
+        "passScore": p if p is not None else 90.0,
+        "marginalScore": min(w if w is not None else (p or 90.0), p or 90.0),
+    }
+    report.assume(
+        definition,
+        (),
+        "an AnalysisDefinition has no baseline: the scopes deployment=canary / primary "
+        "are used only by queries with ${selector}",
+    )
+    gate = _gate(
+        definition.name or "keptn-analysis",
+        f"Imported from Keptn AnalysisDefinition {definition.name}",
+        signals,
+        scoring,
+        args,
+        None,
+    )
+    if urls:
+        gate = {
+            **{k: v for k, v in gate.items() if k != "signals"},
+            "source": {"prometheus": {"url": urls[0]}},
+            "signals": gate["signals"],
+        }
+    return gate
