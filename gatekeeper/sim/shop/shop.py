@@ -102,6 +102,7 @@ class Shop:
                 self._recorder.declare(
                     "http_requests_total", service=service, track=track, labels=(("code", "200"),)
                 )
+        self._recorder.scrape(start, failing=self._failing(start))  # processes start: declared counters at 0
 
     # -- driving --------------------------------------------------------------------------------------------
     @property
