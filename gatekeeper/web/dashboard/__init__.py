@@ -278,6 +278,15 @@ def _gate_url(root: str, r: GateRow) -> str:
     return f"{root}/gates/{quote(r.namespace, safe='')}/{quote(r.name, safe='')}"
 
 
+def _plain(key: str, value: Any) -> str:
+    """Escalation values for people: times as UTC, lists joined."""
+    if (key == "at" or key.endswith("At")) and isinstance(value, int | float):
+        return _ts(float(value)) + " UTC"
+    if isinstance(value, list | tuple):
+        return ", ".join(str(v) for v in value)
+    return str(value)
+
+
 def _ts(t: float) -> str:
     return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
 
