@@ -243,9 +243,11 @@ def _stage_view(index: int, raw: Any) -> StageView:
     try:
         s = Stage.model_validate(raw)
     except ValidationError as exc:
-        weight = raw.get("weight", 0) if isinstance(raw, dict) else 0
-        msg = exc.errors()[0]["msg"]
-        return StageView(index, float(weight or 0), "", "auto", "", False, problem=msg)
+        weight = raw.get("weight") if isinstance(raw, dict) else None
+        weight = float(weight) if isinstance(weight, int | float) and not isinstance(weight, bool) else 0.0
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "stage"
+        return StageView(index, weight, "", "auto", "", False, problem=f"{where}: {err['msg']}")
     approval = s.authority.mode == "approval" and bool(s.authority.group)
     return StageView(
         index=index,
