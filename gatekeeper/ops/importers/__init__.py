@@ -106,7 +106,7 @@ def verify_gate(text: str, *, args: dict[str, str] | None = None) -> list[str]:
 
     raw = yaml.safe_load(text) or {}
     fill = {
-        a["name"]: "ARG"
+        a["name"]: f"ARG_{a['name']}"
         for a in raw.get("args") or []
         if isinstance(a, dict) and a.get("value") is None and isinstance(a.get("name"), str)
     }

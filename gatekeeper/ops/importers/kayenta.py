@@ -32,6 +32,7 @@ from gatekeeper.ops.importers.common import (
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
 _SCOPE_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!=|!~|=)\s*"([^"]*\$\{scope\}[^"]*)"')
+_SCOPE_DEFAULTS = {"canary_scope": "canary", "baseline_scope": "baseline"}
 _HANDLED_CANARY = {"direction", "nanStrategy", "critical", "mustHaveData", "effectSize", "outliers"}
 
 
@@ -66,6 +67,10 @@ def import_kayenta(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
         if sig is not None:
             sig["name"] = unique(sig["name"], names)
             signals.append(sig)
+    for g in {s.get("group") for s in signals}:
+        members = [s for s in signals if s.get("group") == g and "weight" in s]
+        for s in members:
+            s["weight"] = round(s["weight"] / len(members), 6)
     _nodata_groups(doc, root, metrics, report)
     if not signals:
         report.error(doc, (*root, "metrics"), "no Prometheus metric could be imported: a gate needs a signal")
@@ -89,6 +94,14 @@ def import_kayenta(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     args += [{"name": arg_name(v), "description": f"Kayenta variable ${{{v}}}"} for v in sorted(ctx["args"])]
     for a in args:
         value = given.get(a["name"], defaults.get(a["name"]))
+        if value is None and a["name"] in _SCOPE_DEFAULTS:
+            value = _SCOPE_DEFAULTS[a["name"]]
+            report.assume(
+                doc,
+                root,
+                f"no {a['name']} given (Kayenta takes scopes from the run request): "
+                f"'{value}' until you pass --arg {a['name']}=…",
+            )
         if value is not None:
             a["value"] = str(value)
     gate["args"] = args
@@ -221,10 +234,7 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
         report.unexpressed(
             doc, (*path, "groups"), f"metric '{name}' counts only in its first group '{groups[0]}'"
         )
-    members = sum(
-        1 for x in config.get("metrics") or [] if groups[0] in ((x or {}).get("groups") or ["default"])
-    )
-    weight = weights.get(groups[0], 0.0) / max(members, 1)
+    weight = weights.get(groups[0], 0.0)
     sig: dict[str, Any] = {
         "name": slug(name),
         "kind": "threshold",
@@ -234,7 +244,7 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
         "group": groups[0],
     }
     if weight > 0:
-        sig["weight"] = round(weight, 6)
+        sig["weight"] = weight  # the group's; split over the group's imported metrics in import_kayenta
     else:
         sig["dryRun"] = True
         report.unexpressed(
@@ -270,8 +280,16 @@ def _selector(doc: Doc, path: tuple, name: str, query: str, ctx: dict, report: R
             f"metric with {ctx['scope'][0]}: a gate has one pair of scopes",
         )
         return None
+    others = [
+        m.group(0) for m in _SCOPE_MATCHER.finditer(query) if (m.group(1), m.group(2), m.group(3)) != triple
+    ]
+    if others:
+        report.unexpressed(
+            doc, (*path, "query"), f"metric '{name}' also uses {others[0]}: one scope label per gate"
+        )
+        return None
     ctx["scope"] = triple
-    out = query[: found.start()] + "${selector}" + query[found.end() :]
+    out = _SCOPE_MATCHER.sub("${selector}", query)
 
     def var(mm: re.Match[str]) -> str:
         if mm.group(1) == "selector":

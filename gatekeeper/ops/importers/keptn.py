@@ -204,9 +204,10 @@ def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report)
     m = _DEPLOY_MATCHER.search(query)
     if m:
         triple = (m.group(1), m.group(2), m.group(3))
-        if ctx["scope"] in (None, triple):
+        same = all((x.group(1), x.group(2), x.group(3)) == triple for x in _DEPLOY_MATCHER.finditer(query))
+        if ctx["scope"] in (None, triple) and same:
             ctx["scope"] = triple
-            query = query[: m.start()] + "${selector}" + query[m.end() :]
+            query = _DEPLOY_MATCHER.sub("${selector}", query)
     query = _args_in(query, args, filters, given)
     sets = {
         k: [[str(c) for c in (b or {}).get("criteria") or []] for b in obj.get(k) or []]
@@ -423,8 +424,10 @@ def _v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, 
         sig.update(_absolute_bounds(passing))
         if passing:
             sig["passCriteria"] = passing
-        if fail:
+        if warn and fail:
             sig["warningCriteria"] = fail
+        elif warn:
+            sig["warningCriteria"] = ["<0 || >=0"]  # warning whenever the failure target is not met (none given)
         w = obj.get("weight", 1)
         sig["weight"] = float(w) if w else 1.0
         if obj.get("keyObjective"):
