@@ -117,7 +117,7 @@ def test_a_malformed_protobuf_body_is_refused():
 
 
 def test_a_gzip_bomb_is_refused_without_inflating_it():
-    bomb = gzip.compress(b"\0" * (64 * MB))
+    bomb = gzip.compress(b"\0" * (16 * MB))
     assert len(bomb) < MB // 8
     with pytest.raises(PayloadTooLarge) as info:
         decompress(bomb, encoding="gzip", limit=MB)
