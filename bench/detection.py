@@ -332,7 +332,7 @@ def table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def svg(results: dict, path_example: dict, diurnal_path: dict) -> str:
+def svg(results: dict, path_example: dict, diurnal_paths: tuple[dict, dict]) -> str:
     """Requests to FAIL per method and ratio (one panel per share, log scale) and two e-value paths."""
     w, h, pad = 980, 640, 50
     methods = [
@@ -384,32 +384,37 @@ def svg(results: dict, path_example: dict, diurnal_path: dict) -> str:
     # e-value paths
     top2, ph2, pw2 = 390, 200, w - 2 * pad
     parts.append(
-        f'<text x="20" y="{top2 - 14}" font-size="14">log10 e-value of one run: {path_example["title"]} '
-        f"(green) and the diurnal run with stage changes (purple); dashed: 1/alpha</text>"
+        f'<text x="20" y="{top2 - 14}" font-size="14">log10 e-value: {path_example["title"]} (green); '
+        "diurnal traffic with stage changes, canary 1.5x (purple) and A/A (grey); dashed: 1/alpha</text>"
     )
     parts.append(f'<rect x="{pad}" y="{top2}" width="{pw2}" height="{ph2}" fill="none" stroke="#999"/>')
-    ymin, ymax = -2.0, 6.0
-    span = max(len(path_example["log10_e"]), len(diurnal_path["log10_e"]))
+    ymin, ymax = -3.0, 5.0
+    span = min(400, max(len(p["log10_e"]) for p in (path_example, *diurnal_paths)))
 
     def sy(v: float) -> float:
         return top2 + ph2 - (min(max(v, ymin), ymax) - ymin) / (ymax - ymin) * ph2
 
     for tick in range(int(ymin), int(ymax) + 1, 2):
         parts.append(f'<text x="{pad - 4}" y="{sy(tick) + 4}" text-anchor="end">{tick}</text>')
+    for tick in range(0, span + 1, 50):
+        parts.append(
+            f'<text x="{pad + tick / span * pw2}" y="{top2 + ph2 + 14}" text-anchor="middle">{tick}</text>'
+        )
     parts.append(
         f'<line x1="{pad}" x2="{pad + pw2}" y1="{sy(2)}" y2="{sy(2)}" stroke="#555" stroke-dasharray="5,4"/>'
     )
-    for series, colour in ((path_example, "#1b7837"), (diurnal_path, "#762a83")):
-        d = " ".join(f"{pad + (k + 1) / span * pw2:.1f},{sy(v):.1f}" for k, v in enumerate(series["log10_e"]))
+    colours = ("#1b7837", "#762a83", "#888888")
+    for series, colour in zip((path_example, *diurnal_paths), colours, strict=True):
+        d = " ".join(
+            f"{pad + (k + 1) / span * pw2:.1f},{sy(v):.1f}" for k, v in enumerate(series["log10_e"][:span])
+        )
         parts.append(f'<polyline points="{d}" fill="none" stroke="{colour}" stroke-width="1.5"/>')
-    for stage_at in diurnal_path["stage_changes"]:
+    for stage_at in diurnal_paths[0]["stage_changes"]:
         x = pad + stage_at / span * pw2
         parts.append(
             f'<line x1="{x}" x2="{x}" y1="{top2}" y2="{top2 + ph2}" stroke="#762a83" stroke-dasharray="2,3"/>'
         )
-    parts.append(
-        f'<text x="{pad + pw2 / 2}" y="{top2 + ph2 + 16}" text-anchor="middle">minutes (looks)</text>'
-    )
+    parts.append(f'<text x="{pad + pw2 / 2}" y="{top2 + ph2 + 30}" text-anchor="middle">looks</text>')
     parts.append("</svg>")
     return "\n".join(parts)
 
@@ -512,13 +517,21 @@ def main(argv: list[str] | None = None) -> int:
     ex = constant(0.05, looks)
     c, b = simulate(ex, 2.0, 1, np.random.default_rng(args.seed + 1))
     ex_path = {"title": "share 5 %, canary 2x", "log10_e": (ours_log_e(c, b, ex)[0] / math.log(10)).tolist()}
-    c, b = simulate(s, 2.0, 1, np.random.default_rng(args.seed + 2))
-    di_path = {"log10_e": (ours_log_e(c, b, s)[0] / math.log(10)).tolist(), "stage_changes": [120, 300]}
-    results["paths"] = {"example": ex_path, "diurnal": di_path}
+    di_paths = []
+    for ratio, seed in ((1.5, 2), (1.0, 3)):
+        c, b = simulate(s, ratio, 1, np.random.default_rng(args.seed + seed))
+        di_paths.append(
+            {
+                "ratio": ratio,
+                "log10_e": (ours_log_e(c, b, s)[0] / math.log(10)).tolist(),
+                "stage_changes": [120, 300],
+            }
+        )
+    results["paths"] = {"example": ex_path, "diurnal": di_paths}
     args.out.mkdir(parents=True, exist_ok=True)
     suffix = ("-quick" if quick else "") + ("" if args.look_seconds == 60 else f"-{args.look_seconds}s")
     (args.out / f"detection{suffix}.json").write_text(json.dumps(results, indent=1, default=float))
-    (args.out / f"detection{suffix}.svg").write_text(svg(results, ex_path, di_path))
+    (args.out / f"detection{suffix}.svg").write_text(svg(results, ex_path, (di_paths[0], di_paths[1])))
     print(table(results))
     print("\nmeans over runs; '+' = some runs never failed within the horizon (counted at the horizon).")
     print(json.dumps(results["summary"], indent=1))

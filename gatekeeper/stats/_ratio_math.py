@@ -39,12 +39,14 @@ def log_lik_increments(
     baseline_bad: np.ndarray | float,
     share: np.ndarray | float,
     ratios: np.ndarray,
+    *,
+    log_ratios: np.ndarray | None = None,
 ) -> np.ndarray:
-    """f(r) for each interval (leading axes) and each ratio (last axis)."""
+    """f(r) for each interval (leading axes) and each ratio (last axis); `log_ratios` may be precomputed."""
     c = np.asarray(canary_bad, dtype=float)[..., None]
     m = c + np.asarray(baseline_bad, dtype=float)[..., None]
     rho = np.asarray(share, dtype=float)[..., None]
-    log_r = np.log(ratios)
+    log_r = np.log(ratios) if log_ratios is None else log_ratios
     with np.errstate(divide="ignore", invalid="ignore"):
         term = m * np.log1p(rho * (ratios - 1.0))
     # 0 · log(0) cases: no events, or an arm with no traffic (then its events are 0 too, checked upstream)

@@ -27,6 +27,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,7 @@ class RatioState:
 
     @property
     def log_e(self) -> float:
-        return float(rm.logsumexp_rows(np.log(self.weights) + np.asarray(self.harm_llr)))
+        return _logsumexp([math.log(w) + h for w, h in zip(self.weights, self.harm_llr, strict=True)])
 
     @property
     def e_value(self) -> float:
@@ -226,7 +227,7 @@ def update_ratio(state: RatioState, *, canary_bad: int, baseline_bad: int, canar
     b = _check.count(baseline_bad, field="baseline_bad")
     rho = _check.shares([canary_share], field="canary_share", length=1)[0]
     _check_share_consistency(np.array([c]), np.array([b]), np.array([rho]))
-    return _advance(state, float(c), float(b), float(rho))
+    return _advance(state, float(c), float(b), float(rho))[0]
 
 
 def ratio_eprocess(
@@ -258,8 +259,7 @@ def ratio_eprocess(
     state = new_ratio_state(alpha=alpha, margin=margin, grid=grid, weights=weights)
     log_path = np.empty(n)
     for k in range(n):
-        state = _advance(state, float(c[k]), float(b[k]), float(rho[k]))
-        log_path[k] = state.log_e
+        state, log_path[k] = _advance(state, float(c[k]), float(b[k]), float(rho[k]))
     lower, upper = state.ratio_bounds
     log_e = state.log_e
     return RatioSequentialResult(
@@ -283,20 +283,31 @@ def ratio_eprocess(
     )
 
 
-def _advance(state: RatioState, c: float, b: float, rho: float) -> RatioState:
-    grid = np.asarray(state.grid)
-    r0 = 1.0 + state.margin
-    harm_points = np.concatenate([[r0], r0 * grid])
-    f_harm = rm.log_lik_increments(c, b, rho, harm_points)
-    harm = np.asarray(state.harm_llr) + (f_harm[1:] - f_harm[0])
-    support_f = np.asarray(state.support_f) + rm.log_lik_increments(c, b, rho, rm.SUPPORT)
-    log_e = float(rm.logsumexp_rows(np.log(state.weights) + harm))
+@lru_cache(maxsize=32)
+def _layout(margin: float, grid: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray, int]:
+    """Ratios where F is tracked (r0, r0·g_j, then the lattice), their logs, and how many are harm points."""
+    r0 = 1.0 + margin
+    points = np.concatenate([[r0], r0 * np.asarray(grid), rm.SUPPORT])
+    return points, np.log(points), 1 + len(grid)
+
+
+def _advance(state: RatioState, c: float, b: float, rho: float) -> tuple[RatioState, float]:
+    """One interval. Returns the new state and its harm log e-value (computed once, used twice)."""
+    log_w = [math.log(w) for w in state.weights]
+    if c == 0 and b == 0:  # no bad events: the likelihood ratio of this interval is 1 for every r
+        log_e = _logsumexp([lw + h for lw, h in zip(log_w, state.harm_llr, strict=True)])
+        return replace(state, intervals=state.intervals + 1), log_e
+    points, log_points, n_harm = _layout(state.margin, state.grid)
+    f = rm.log_lik_increments(c, b, rho, points, log_ratios=log_points)
+    harm = [h + float(x) for h, x in zip(state.harm_llr, f[1:n_harm] - f[0], strict=True)]
+    support_f = np.asarray(state.support_f) + f[n_harm:]
+    log_e = _logsumexp([lw + h for lw, h in zip(log_w, harm, strict=True)])
     crossed_at = state.crossed_at
     if crossed_at is None and log_e >= math.log(1.0 / state.alpha):
         crossed_at = state.intervals
-    return replace(
+    new = replace(
         state,
-        harm_llr=tuple(harm.tolist()),
+        harm_llr=tuple(harm),
         support_f=tuple(support_f.tolist()),
         max_log_e=max(state.max_log_e, log_e),
         canary_bad=state.canary_bad + int(c),
@@ -304,6 +315,14 @@ def _advance(state: RatioState, c: float, b: float, rho: float) -> RatioState:
         intervals=state.intervals + 1,
         crossed_at=crossed_at,
     )
+    return new, log_e
+
+
+def _logsumexp(values: list[float]) -> float:
+    top = max(values)
+    if math.isinf(top):
+        return top
+    return top + math.log(sum(math.exp(v - top) for v in values))
 
 
 def _check_share_consistency(c: np.ndarray, b: np.ndarray, rho: np.ndarray) -> None:
