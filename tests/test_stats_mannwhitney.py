@@ -169,7 +169,7 @@ def test_empty_or_nan_input_is_rejected_naming_the_argument():
 samples = st.lists(st.integers(min_value=-20, max_value=20), min_size=2, max_size=25)
 
 
-@settings(max_examples=40, deadline=None)
+@settings(max_examples=40, deadline=None, derandomize=True)
 @given(x=samples, y=samples)
 def test_interval_is_ordered_nested_in_confidence_and_antisymmetric(x, y):
     a, b = np.array(x, dtype=float) / 4, np.array(y, dtype=float) / 4
