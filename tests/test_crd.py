@@ -98,7 +98,9 @@ def install_gate_crd(admin: Any, *, timeout: float = 20.0) -> None:
 # -- generation (no cluster) ----------------------------------------------------------------------------------
 def test_the_chart_carries_exactly_the_crd_the_models_generate() -> None:
     committed = (CHART / CRD_FILE).read_text()
-    assert yaml.safe_load(committed) == gate_crd(), "regenerate: gatekeeper crd --chart charts/gatekeeper"
+    assert yaml.load(committed, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader)) == gate_crd(), (
+        "regenerate: gatekeeper crd --chart charts/gatekeeper"
+    )
     assert committed == crd_yaml()
 
 
