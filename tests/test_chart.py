@@ -9,6 +9,7 @@ import os
 import re
 import secrets
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -96,6 +97,7 @@ VALUE_COMBOS = [
     ("routers.istio=true", "routers.smi=true", "routers.nginx=true"),
     ("watchNamespace=shop", "serviceMonitor.enabled=true", "sources.prometheus.headersSecret=prom-auth"),
     ("rbac.operatorRoles=false", "grafanaDashboards.enabled=false", "serviceAccount.name=gk-sa"),
+    ("admissionPolicy.enabled=false", "replicaCount=2"),
 ]
 
 
@@ -236,6 +238,8 @@ def installed(helm: Path, admin: Any, ns: str, *sets: str) -> tuple[str, list[di
     from tests.test_crd import install_gate_crd
 
     release = f"r{secrets.token_hex(3)}"
+    if not any(s.startswith("watchNamespace=") for s in sets):  # a cluster-wide policy would bind other tests
+        sets = (*sets, "admissionPolicy.enabled=false")
     objs = [
         o
         for o in render(helm, *sets, release=release, namespace=ns, crds=True)
@@ -356,3 +360,75 @@ def test_the_pod_template_passes_the_restricted_pod_security_standard(
     with pytest.raises(ApiException) as refused:  # the control: the namespace does enforce
         core.create_namespaced_pod(ns, weak)
     assert refused.value.status == 403 and "restricted" in refused.value.body
+
+
+@pytest.mark.k8s
+def test_the_admission_policy_makes_requests_name_their_author_and_approvals_come_from_the_group(
+    helm: Path, kube_cluster: KubeCluster, kube_admin: Any, kube_namespace: str
+) -> None:
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from gatekeeper.ops import actions
+
+    ns = kube_namespace
+    _, objs = installed(helm, kube_admin, ns, f"watchNamespace={ns}")
+    operator = one(objs, "ClusterRole", "-operator")["metadata"]["name"]
+    client.RbacAuthorizationV1Api(kube_admin).create_namespaced_role_binding(ns, {
+        "metadata": {"name": "operators"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": operator},
+        "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": u} for u in ("alice", "bob")],
+    })  # fmt: skip
+    spec = example_spec()
+    spec["stages"][1]["authority"] = {"mode": "approval", "group": "release-managers"}
+    custom = client.CustomObjectsApi(kube_admin)
+    custom.create_namespaced_custom_object(
+        "gatekeeper.dev", "v1alpha1", ns, "gates", gate_resource("web", spec)
+    )
+    custom.patch_namespaced_custom_object_status(
+        "gatekeeper.dev",
+        "v1alpha1",
+        ns,
+        "gates",
+        "web",
+        {"status": {"phase": "AwaitingApproval", "stage": 1}},
+    )
+
+    def user(name: str, group: str | None = None) -> Any:
+        api = kube_cluster.api_client()
+        api.set_default_header("Impersonate-User", name)
+        if group:
+            api.set_default_header("Impersonate-Group", group)
+        return api
+
+    def write(api: Any, key: str, value: str, *, dry_run: bool = False) -> str:
+        body = {"metadata": {"annotations": {f"gatekeeper.dev/{key}": value}}}
+        try:
+            client.CustomObjectsApi(api).patch_namespaced_custom_object(
+                "gatekeeper.dev",
+                "v1alpha1",
+                ns,
+                "gates",
+                "web",
+                body,
+                **({"dry_run": "All"} if dry_run else {}),
+            )
+        except ApiException as exc:
+            return str(json.loads(exc.body)["message"])
+        return "ok"
+
+    bob, alice = user("bob"), user("alice", "release-managers")
+    forged = '{"action":"pause","by":"alice","at":"t"}'
+    deadline = time.monotonic() + 15  # a new policy takes effect within a second or two
+    while write(bob, "pause", forged, dry_run=True) == "ok":
+        assert time.monotonic() < deadline, "the admission policy never took effect"
+        time.sleep(0.2)
+    assert '"by" must be "bob"' in write(bob, "pause", forged)
+    assert 'needs membership in group "release-managers"; bob is not a member' in write(
+        bob, "approve", '{"action":"approve","by":"bob","at":"t","stage":1}'
+    )
+    assert "names no stage that needs one" in write(
+        alice, "approve", '{"action":"approve","by":"alice","at":"t","stage":0}'
+    )
+    assert actions.pause(bob, namespace=ns, name="web").changed  # through the CLI's path: accepted
+    assert actions.approve(alice, namespace=ns, name="web").changed

@@ -209,6 +209,9 @@ def test_pending_requests_come_in_the_order_to_apply_and_bad_ones_are_named() ->
         ('{"action":"abort","by":"a","at":"t"}', "'action' must be one of \\['approve'\\]"),
         ('{"action":"approve","by":"a","at":"t","stage":-1}', "stage index"),
         ('{"action":"approve","at":"t"}', "'by' is missing"),
+        ('{"action":"approve","by":"bob","at":"t","by":"alice"}', "repeated key 'by'"),
+        ('{"action":"approve","by":"bob","at":"t","note":{"by":"alice"}}', "unknown fields \\['note'\\]"),
+        ('{"action":"approve","by":"bob","at":"t","reason":{"by":"alice"}}', "'reason' must be a string"),
     ):
         with pytest.raises(BadRequestAnnotation, match=problem):
             OperatorRequest.parse("gatekeeper.dev/approve", value)

@@ -24,7 +24,10 @@ annotation key                         value (compact JSON)
   removal and is applied next. A value that does not parse gets an Event and is removed.
 * A pending request is visible in `GateView.pending` until the controller consumes it.
 
-Checks made here before writing (so a person gets a clear answer at once): the gate exists; it has not
+The chart's ValidatingAdmissionPolicy (`<release>-requests`, CEL in the API server) enforces the claims:
+`by` must be the requesting user, and an approval must come from a member of the stage's approving group.
+`OperatorRequest.parse` is strict (no repeated or unknown keys) so the policy's check of `"by":"<user>"` is
+sound. Checks made here before writing (so a person gets a clear answer at once): the gate exists; it has not
 finished (Promoted, RolledBack, Aborted); an approval names a stage that exists, is not past, needs an
 approval, and the user is in the stage's authority group (SelfSubjectReview groups); resume needs a paused
 or halted gate.
@@ -449,6 +452,10 @@ def _call(fn: Callable[[], Any], *, doing: str, namespace: str, name: str = "", 
         return fn()
     except ApiException as exc:
         message = _server_message(exc)
+        if exc.status == 403 and "AdmissionPolicy" in message:
+            raise Refused(
+                f"cannot {doing}{where}: the API server's admission policy said: {message}"
+            ) from None
         if exc.status == 403:
             raise Refused(
                 f"cannot {doing}{where}: the API server said: {message}. Ask an admin to bind the gatekeeper "

@@ -232,12 +232,15 @@ class OperatorRequest:
     @classmethod
     def parse(cls, key: str, value: str) -> OperatorRequest:
         """Read one annotation; `BadRequestAnnotation` names the problem."""
-        try:
-            data = json.loads(value)
-        except ValueError:
-            raise BadRequestAnnotation(key, value, "not JSON") from None
+        try:  # strict: no repeated keys, so `"by":"<user>"` occurs once (the admission policy relies on it)
+            data = json.loads(value, object_pairs_hook=_unique_keys)
+        except ValueError as exc:
+            raise BadRequestAnnotation(key, value, f"not JSON ({exc})") from None
         if not isinstance(data, dict):
             raise BadRequestAnnotation(key, value, "not a JSON object")
+        unknown = sorted(set(data) - {"action", "by", "at", "stage", "reason"})
+        if unknown:
+            raise BadRequestAnnotation(key, value, f"unknown fields {unknown}")
         action = data.get("action")
         if ANNOTATION_KEYS.get(action) != key:  # type: ignore[arg-type]
             allowed = sorted(a for a, k in ANNOTATION_KEYS.items() if k == key)
@@ -251,6 +254,13 @@ class OperatorRequest:
         if not isinstance(data.get("reason", ""), str):
             raise BadRequestAnnotation(key, value, "'reason' must be a string")
         return cls(action, data["by"], data["at"], stage, data.get("reason", ""))
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"repeated key {sorted(k for k in keys if keys.count(k) > 1)[0]!r}")
+    return dict(pairs)
 
 
 def pending_requests(
