@@ -87,8 +87,8 @@ def test_report_carries_every_signal_its_queries_and_the_e_value_path_against_it
     assert layout["yaxis"]["type"] == "log"
     path_trace = next(t for t in data if t["name"].startswith("e-value per step"))
     assert path_trace["y"] == pytest.approx([v for v in err.evidence["path"]])
-    thresholds = [s["y0"] for s in layout["shapes"] if s.get("y0") == s.get("y1")]
-    assert err.evidence["threshold"] in thresholds
+    threshold = next(t for t in data if t["name"].startswith("threshold"))
+    assert threshold["y"] == [err.evidence["threshold"]] * 2
     _, effect_layout = figs[f"fig-{index}-effect"]
     assert any(s.get("y0") == pytest.approx(err.effect.limit) for s in effect_layout["shapes"])
 

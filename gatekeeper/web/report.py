@@ -233,7 +233,9 @@ def _timeline_figure(looks: list[Any]) -> go.Figure:
             )  # fmt: skip
     for lk in looks:
         if lk.action not in ("", "hold"):
-            fig.add_annotation(x=_dt(lk.time), y=lk.weight, text=lk.action, showarrow=True, arrowhead=2, ay=-30)
+            fig.add_annotation(
+                x=_dt(lk.time), y=lk.weight, text=lk.action, showarrow=True, arrowhead=2, ay=-30
+            )
     fig.update_layout(title="Stage weight and verdict at every look", yaxis_title="canary weight (%)")
     return fig
 
@@ -249,7 +251,7 @@ def _arms_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) ->
                     mode="lines+markers", name=arm, line={"color": colour},
                 )
             )  # fmt: skip
-        fig.update_layout(title=f"Canary vs baseline: {label} since the stage start, at every look")
+        fig.update_layout(title=f"Canary vs baseline {label} (stage so far)")
     elif key:
         values = [_finite((getattr(s, arm) or {}).get(key)) for arm in _ARM_COLOURS]
         fig.add_trace(
@@ -272,6 +274,7 @@ def _evalue_figure(
     if not path and not any("e_value" in (p.evidence or {}) for _, p in points):
         return None
     fig = go.Figure()
+    xs: list[dt.datetime] = []
     if path:
         end, step = j.window.get("end", 0.0), j.window.get("step", 60.0)
         xs = [_dt(end - step * (len(path) - 1 - k)) for k in range(len(path))]
@@ -287,12 +290,17 @@ def _evalue_figure(
                 mode="markers", name="e-value at each look", marker={"color": "#57606a"},
             )
         )  # fmt: skip
-    if threshold:
-        fig.add_hline(y=threshold, line={"color": VERDICT_COLOURS["fail"], "dash": "dash"},
-                      annotation_text=f"fail at {threshold:.3g} = 1/alpha")  # fmt: skip
-    fig.add_hline(y=1.0, line={"color": "#8c959f", "dash": "dot"})
+    # reference lines as traces: shapes on a log axis take log10 coordinates, traces take data values
+    span = sorted([*xs, *(_dt(t) for t, _ in points)])
+    if threshold and span:
+        fig.add_trace(go.Scatter(x=[span[0], span[-1]], y=[threshold, threshold], mode="lines",
+                                 name=f"threshold {threshold:.3g} (= 1/alpha): fail",
+                                 line={"color": VERDICT_COLOURS["fail"], "dash": "dash"}))  # fmt: skip
+    if span:
+        fig.add_trace(go.Scatter(x=[span[0], span[-1]], y=[1.0, 1.0], mode="lines", name="1 (no evidence)",
+                                 line={"color": "#8c959f", "dash": "dot"}))  # fmt: skip
     fig.update_yaxes(type="log", title="e-value (log scale)")
-    fig.update_layout(title="Evidence against the canary: e-value path vs threshold")
+    fig.update_layout(title="E-value vs its threshold")
     return fig
 
 
@@ -310,7 +318,7 @@ def _effect_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) 
                                  fill="tonexty", fillcolor="rgba(9,105,218,0.15)"))  # fmt: skip
         fig.add_trace(go.Scatter(x=xs, y=[_finite(x.estimate) for _, x in with_effect], mode="lines+markers",
                                  name="estimate", line={"color": "#24292f"}))  # fmt: skip
-        fig.update_layout(title=f"Confidence sequence of the {e.measure}, look by look")
+        fig.update_layout(title=f"Confidence sequence: {e.measure}")
     else:
         est = _finite(e.estimate)
         err_hi = None if est is None or _finite(e.upper) is None else _finite(e.upper) - est
@@ -321,7 +329,7 @@ def _effect_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) 
                 error_y={"type": "data", "array": [err_hi], "arrayminus": [err_lo], "symmetric": False},
             )
         )  # fmt: skip
-        fig.update_layout(title=f"{e.measure}: estimate and confidence bounds at the last look")
+        fig.update_layout(title=f"{e.measure}: estimate and bounds")
     if _finite(e.limit) is not None:
         fig.add_hline(y=e.limit, line={"color": VERDICT_COLOURS["fail"], "dash": "dash"},
                       annotation_text=f"tolerated {e.limit:.3g}")  # fmt: skip
@@ -401,7 +409,7 @@ _CSS = (
     ".badge{color:#fff;border-radius:.8rem;padding:.1rem .6rem;font-weight:700;font-size:.8rem}"
     + _BADGES
     + ""
-    ".grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(360px,1fr));gap:1rem}"
+    ".grid{display:grid;grid-template-columns:repeat(auto-fill,minmax(480px,1fr));gap:1rem}.figure{min-width:0}"
     "pre{background:#f6f8fa;padding:.5rem;overflow-x:auto;white-space:pre-wrap}ul.queries{list-style:none;padding:0}"
     ".qkey{font-weight:600;color:#57606a}.muted{color:#57606a}.reason{font-size:1.05rem}"
 )
