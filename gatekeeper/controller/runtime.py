@@ -1,0 +1,335 @@
+"""The controller process: many gates concurrently on one replica, each on its interval, behind a Lease.
+
+asyncio schedules; blocking work (Prometheus queries, API calls) runs in a bounded thread pool. Each gate has
+one task, so a gate's looks never overlap; its first look is offset by a stable hash of its UID to spread load.
+While not leading, the replica only campaigns. On losing the Lease every writer stops at once (the fence fails
+every write in flight, the gate tasks are cancelled) and the replica exits (``exit_on_lost``) or campaigns again.
+A graceful stop lets looks in flight finish (bounded), then releases the Lease so a standby takes over at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from gatekeeper.controller.clock import Clock, SystemClock
+from gatekeeper.controller.executor import CrashPoints, Executor, NoCrash
+from gatekeeper.controller.health import HealthServer
+from gatekeeper.controller.kube import (
+    BadStatus,
+    GateClient,
+    GateRef,
+    Watcher,
+    has_requests,
+    parse_gate,
+    read_requests,
+    status_of,
+)
+from gatekeeper.controller.leader import Leader, LeaseSettings, NotLeader
+from gatekeeper.controller.looks import Looker, warm_up
+from gatekeeper.controller.machine import TERMINAL
+from gatekeeper.controller.notify import Notifier, WebhookNotifier
+from gatekeeper.routing import Router, RouteTarget, make_router
+from gatekeeper.routing.nop import NopRouter
+from gatekeeper.spec import GateSpec, SpecError
+from gatekeeper.spec.status import Phase
+
+__all__ = ["Controller", "Settings"]
+
+log = logging.getLogger("gatekeeper.controller")
+_NOT_JUDGED = TERMINAL | {Phase.HALTED, Phase.PENDING}
+
+
+@dataclass(frozen=True)
+class Settings:
+    identity: str
+    namespace: str | None = None  # None: every namespace
+    prometheus_url: str | None = None  # overrides each gate's source URL
+    lease: LeaseSettings = field(default_factory=LeaseSettings)
+    leader_election: bool = True
+    workers: int = 16
+    resync: float = 300.0
+    heartbeat: float = 60.0  # gate seconds between status writes of an unchanged hold
+    health_host: str = "127.0.0.1"
+    health_port: int | None = 8081  # None: no probe server
+    exit_on_lost: bool = True
+    grace: float = 10.0
+
+
+@dataclass
+class _Slot:
+    obj: dict[str, Any]
+    task: asyncio.Task[None] | None = None
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+    gate: GateSpec | None = None
+    gate_key: tuple[Any, ...] = ()
+    router: Router | None = None
+    router_key: tuple[Any, ...] = ()
+    reported: str = ""  # the last problem reported as an Event (once per distinct problem)
+
+
+class Controller:
+    def __init__(
+        self,
+        api_client: Any,
+        settings: Settings,
+        *,
+        clock: Clock | None = None,
+        hooks: CrashPoints | None = None,
+        notifier: Notifier | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.api, self.settings = api_client, settings
+        self.clock = clock or SystemClock()
+        self._mono = monotonic
+        self.leader = Leader(
+            api_client, identity=settings.identity, settings=settings.lease, monotonic=monotonic
+        )
+        fence = self.leader.fence if settings.leader_election else (lambda: None)
+        self._confirm = self.leader.confirm if settings.leader_election else (lambda: None)
+        self.gates = GateClient(api_client, field_manager=f"gatekeeper@{settings.identity}", fence=fence)
+        self.looker = Looker(prometheus_url=settings.prometheus_url)
+        self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="gate")
+        self._notify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notify")
+        self.executor = Executor(
+            gates=self.gates,
+            router_for=self._router_for,
+            notifier=notifier or WebhookNotifier(),
+            submit=self._notify_pool.submit,
+            clock=self.clock.now,
+            hooks=hooks or NoCrash(),
+            heartbeat=settings.heartbeat,
+        )
+        self._slots: dict[GateRef, _Slot] = {}
+        self._watcher: Watcher | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._stop = asyncio.Event()
+        self._inflight: set[asyncio.Future[Any]] = set()
+        self.latencies: deque[float] = deque(maxlen=200_000)  # real seconds from a look's due time to its end
+        self.looks = 0
+        self.errors = 0
+        self.health: HealthServer | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------------------
+    def stop(self) -> None:
+        """Ask for a graceful stop (thread-safe)."""
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._stop.set)
+
+    async def run(self) -> int:
+        """Campaign, lead, stop. Returns 0 after a graceful stop, 1 when leadership was lost (``exit_on_lost``)."""
+        self._loop = asyncio.get_running_loop()
+        s = self.settings
+        if s.health_port is not None:
+            self.health = HealthServer(
+                host=s.health_host, port=s.health_port, healthy=self._healthy, ready=self._ready
+            )
+            await self.health.start()
+        await asyncio.to_thread(warm_up)
+        try:
+            while not self._stop.is_set():
+                if s.leader_election and not await self.leader.acquire(self._stop):
+                    break
+                lost = asyncio.Event()
+                keeper = (
+                    asyncio.create_task(self.leader.keep(self._stop, lost.set)) if s.leader_election else None
+                )
+                await self._lead(lost)
+                if keeper is not None:
+                    keeper.cancel()
+                if lost.is_set() and s.exit_on_lost:
+                    return 1
+            return 0
+        finally:
+            if s.leader_election:
+                await asyncio.to_thread(self.leader.release)
+            if self.health is not None:
+                await self.health.stop()
+            self._pool.shutdown(wait=False, cancel_futures=True)
+            self._notify_pool.shutdown(wait=True)
+
+    async def _lead(self, lost: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        self._watcher = Watcher(
+            self.api,
+            namespace=self.settings.namespace,
+            resync=self.settings.resync,
+            on_sync=lambda objs: loop.call_soon_threadsafe(self._sync, objs),
+            on_event=lambda kind, obj: loop.call_soon_threadsafe(self._event, kind, obj),
+        )
+        self._watcher.start()
+        stop_wait = asyncio.create_task(self._stop.wait())
+        lost_wait = asyncio.create_task(lost.wait())
+        await asyncio.wait({stop_wait, lost_wait}, return_when=asyncio.FIRST_COMPLETED)
+        stop_wait.cancel()
+        lost_wait.cancel()
+        self._watcher.stop()
+        for slot in self._slots.values():  # every writer at once; the fence already fails writes in flight
+            if slot.task is not None:
+                slot.task.cancel()
+        if self._inflight and not lost.is_set():
+            await asyncio.wait(set(self._inflight), timeout=self.settings.grace)
+        self._slots.clear()
+
+    # -- the gate set ---------------------------------------------------------------------------------------
+    def _sync(self, objs: list[dict[str, Any]]) -> None:
+        seen = {GateRef.of(o): o for o in objs}
+        for ref in set(self._slots) - set(seen):
+            self._drop(ref)
+        for o in objs:
+            self._event("ADDED", o)
+
+    def _event(self, kind: str, obj: dict[str, Any]) -> None:
+        ref = GateRef.of(obj)
+        if kind == "DELETED":
+            self._drop(ref)
+            return
+        slot = self._slots.get(ref)
+        if slot is None:
+            slot = self._slots[ref] = _Slot(obj=obj)
+            slot.task = asyncio.get_running_loop().create_task(self._gate_loop(ref, slot), name=f"gate {ref}")
+            return
+        if not _older(obj, slot.obj):
+            slot.obj = obj
+        if has_requests(obj):
+            slot.wake.set()  # an operator command: act now, not at the next interval
+
+    def _drop(self, ref: GateRef) -> None:
+        slot = self._slots.pop(ref, None)
+        if slot is not None and slot.task is not None:
+            slot.task.cancel()
+
+    async def _gate_loop(self, ref: GateRef, slot: _Slot) -> None:
+        loop = asyncio.get_running_loop()
+        uid = str(slot.obj["metadata"].get("uid") or ref)
+        spread = int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
+        due = self._mono()
+        wait = spread * self._interval(slot)
+        while True:
+            if wait > 0:
+                await self._sleep_or_wake(slot, wait)
+                due = self._mono()
+            slot.wake.clear()
+            fut = loop.run_in_executor(self._pool, self._reconcile, ref, slot)
+            self._inflight.add(fut)
+            try:
+                await fut
+            finally:
+                self._inflight.discard(fut)
+            self.latencies.append(self._mono() - due)
+            wait = self._interval(slot)
+
+    async def _sleep_or_wake(self, slot: _Slot, seconds: float) -> None:
+        sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
+        waker = asyncio.ensure_future(slot.wake.wait())
+        try:
+            await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            waker.cancel()
+
+    def _interval(self, slot: _Slot) -> float:
+        return slot.gate.interval if slot.gate is not None else 30.0
+
+    # -- one reconcile (a pool thread) ----------------------------------------------------------------------
+    def _reconcile(self, ref: GateRef, slot: _Slot) -> None:
+        obj = slot.obj
+        try:
+            gate = self._gate_of(slot)
+            state = status_of(obj)
+        except (SpecError, BadStatus) as e:
+            self._report(slot, "InvalidGate", f"not acted on: {e}")
+            return
+        try:
+            obj = self._requests(obj, gate, slot)
+            state = status_of(obj)
+            judgement = None
+            if state.phase not in _NOT_JUDGED and (state.intent is None or state.intent.done):
+                self.executor.hooks.reached("during-query")
+                judgement = self.looker.look(gate, state, now=self.clock.now())
+            out = self.executor.look(obj, gate, judgement)
+            self.looks += 1
+            if not _older(out.obj, slot.obj):
+                slot.obj = out.obj
+        except NotLeader as e:
+            log.info("Gate %s: not written: %s", ref, e)
+        except Exception as e:  # one gate's trouble never stops the others
+            self.errors += 1
+            log.warning("Gate %s: reconcile failed: %s", ref, e, exc_info=not isinstance(e, RuntimeError))
+            with contextlib.suppress(Exception):
+                fresh = self.gates.get(ref)
+                if fresh is not None:
+                    slot.obj = fresh
+
+    def _requests(self, obj: dict[str, Any], gate: GateSpec, slot: _Slot) -> dict[str, Any]:
+        """Apply pending operator requests (status first), then remove each annotation applied."""
+        reqs, bad = read_requests(obj)
+        for b in bad:
+            self._report(slot, "InvalidRequest", str(b))
+            obj = self.gates.clear_request(obj, b.key, b.value)
+        for req, key, value in reqs:
+            obj = self.executor.request(obj, gate, req).obj
+            obj = self.gates.clear_request(obj, key, value)
+        return obj
+
+    def _gate_of(self, slot: _Slot) -> GateSpec:
+        meta = slot.obj["metadata"]
+        key = (
+            meta.get("uid"),
+            meta.get("generation"),
+            meta.get("resourceVersion") if meta.get("generation") is None else None,
+        )
+        if slot.gate is None or slot.gate_key != key:
+            slot.gate, slot.gate_key = parse_gate(slot.obj), key
+        return slot.gate
+
+    def _router_for(self, ref: GateRef, gate: GateSpec) -> Router:
+        slot = self._slots.get(ref)
+        r = gate.routing
+        key = (
+            (r.kind, r.namespace, r.name, r.canary_backend, r.stable_backend) if r is not None else ("none",)
+        )
+        if slot is not None and slot.router is not None and slot.router_key == key:
+            return slot.router
+        if r is None:  # a gate without routing: decisions are recorded, no traffic moves
+            target = RouteTarget("nop", ref.namespace, gate.name, "canary", "stable", gate.name)
+            router: Router = NopRouter(target, fence=self._confirm)
+        else:
+            target = RouteTarget(r.kind, r.namespace, r.name, r.canary_backend, r.stable_backend, gate.name)
+            router = make_router(target, self.api, fence=self._confirm)
+        if slot is not None:
+            slot.router, slot.router_key = router, key
+        return router
+
+    def _report(self, slot: _Slot, reason: str, message: str) -> None:
+        if slot.reported == message:
+            return
+        slot.reported = message
+        log.warning("Gate %s: %s", GateRef.of(slot.obj), message)
+        with contextlib.suppress(NotLeader):
+            self.gates.event(slot.obj, kind="Warning", reason=reason, message=message, now=self.clock.now())
+
+    # -- probes ---------------------------------------------------------------------------------------------
+    def _healthy(self) -> tuple[bool, dict[str, Any]]:
+        leading = self.leader.leading or not self.settings.leader_election
+        watching = self._watcher is not None and self._watcher.alive()
+        return (not leading or watching), {"identity": self.settings.identity, "leading": leading}
+
+    def _ready(self) -> tuple[bool, dict[str, Any]]:
+        leading = self.leader.leading or not self.settings.leader_election
+        synced = self._watcher is not None and self._watcher.synced.is_set()
+        return (not leading or synced), {"leading": leading, "gates": len(self._slots), "synced": synced}
+
+
+def _older(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """True when ``a`` is provably an older version than ``b`` (etcd's numeric resourceVersions)."""
+    ra, rb = a["metadata"].get("resourceVersion", ""), b["metadata"].get("resourceVersion", "")
+    return ra.isdigit() and rb.isdigit() and int(ra) < int(rb)
