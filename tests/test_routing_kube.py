@@ -63,6 +63,24 @@ def sample(kind: str, *, owner: str | None = GATE, canary: int = 0) -> dict[str,
     return {**head, "spec": spec}
 
 
+def primary_ingress(
+    *, host: str = "web.example.com", path: str = "/", service: str = STABLE
+) -> dict[str, Any]:
+    """The primary Ingress ingress-nginx needs beside a canary one: same host and path, to the stable Service."""
+    backend = {"service": {"name": service, "port": {"number": 80}}}
+    return {
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"name": "web-primary"},
+        "spec": {
+            "ingressClassName": "nginx",
+            "rules": [
+                {"host": host, "http": {"paths": [{"path": path, "pathType": "Prefix", "backend": backend}]}}
+            ],
+        },
+    }
+
+
 def raw_weights(kind: str, obj: dict[str, Any]) -> tuple[Any, Any]:
     """(canary, stable) straight from the sample's known layout."""
     s = obj["spec"]
@@ -107,11 +125,16 @@ class Kube:
     def __init__(self, api: Any, kind: str, ns: str) -> None:
         self.co, self.kind, self.ns, self.api = client.CustomObjectsApi(api), kind, ns, APIS[kind]
 
-    def create(self, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, body: dict[str, Any], *, primary: bool = True) -> dict[str, Any]:
+        """Create ``body``; for NGINX also the primary Ingress it needs (unless ``primary=False``)."""
         a = self.api
         out: dict[str, Any] = self.co.create_namespaced_custom_object(
             a.group, a.versions[0], self.ns, a.plural, body
         )
+        if self.kind == "nginx" and primary:
+            self.co.create_namespaced_custom_object(
+                a.group, a.versions[0], self.ns, a.plural, primary_ingress()
+            )
         return out
 
     def get(self, name: str = "web") -> dict[str, Any]:

@@ -1,10 +1,15 @@
 """The routing contract: a target, a split, a change, the errors, the ``Router`` protocol and the registry.
 
 Weights are integer percents of canary traffic, 0..100; a router writes canary = W and stable = 100 - W.
+Two optional capabilities sit beside ``Router`` as their own small protocols, checked with ``isinstance``:
+``MatchRouter.set_match`` (a gate-owned header/cookie rule that sends matching requests to the canary: A/B
+stages) and ``MirrorRouter.set_mirror`` (a copy of N% of requests to the canary while it takes no live
+traffic: shadow stages). ``revert`` removes both.
 Errors are grouped by what the caller should do:
 
 * ``RoutingError`` (a ``ValueError``): the input is wrong (weight out of range, a backend the resource does
   not reference, an unknown kind, a resource that does not exist). Fix the spec or the command.
+  ``AboveMaxWeight`` is the one for a weight above the gate's ``maxWeight`` cap.
 * ``NotOwned``: the resource lacks ``gatekeeper.dev/owner: <gate>`` or names another gate. A human must hand
   it over by annotating it; gatekeeper never takes a resource by itself.
 * ``NotAccepted``: the API server refused the write (RBAC, schema, admission) or the read-back differs.
@@ -18,7 +23,10 @@ import importlib
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Literal, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from gatekeeper.routing.match import Match
 
 __all__ = [
     "ALIASES",
@@ -26,9 +34,12 @@ __all__ = [
     "KINDS",
     "ORIGINAL_ANNOTATION",
     "OWNER_ANNOTATION",
+    "AboveMaxWeight",
     "Api",
     "Change",
     "Conflict",
+    "MatchRouter",
+    "MirrorRouter",
     "NotAccepted",
     "NotOwned",
     "RouteFailure",
@@ -36,6 +47,9 @@ __all__ = [
     "Router",
     "RoutingError",
     "Split",
+    "cap_weight",
+    "check_max_weight",
+    "check_mirror",
     "check_weight",
     "make_router",
     "parse_kind",
@@ -48,6 +62,10 @@ ORIGINAL_ANNOTATION = "gatekeeper.dev/original"
 # -- errors ---------------------------------------------------------------------------------------------------
 class RoutingError(ValueError):
     """Bad input: the message names the field and the fix."""
+
+
+class AboveMaxWeight(RoutingError):
+    """The weight asked for is above the gate's ``maxWeight``: lower the stage weight or raise the cap."""
 
 
 class RouteFailure(RuntimeError):
@@ -122,7 +140,11 @@ def parse_kind(text: str) -> str:
 
 @dataclass(frozen=True)
 class RouteTarget:
-    """One routing resource and the two backends gatekeeper moves traffic between, owned by gate ``owner``."""
+    """One routing resource and the two backends gatekeeper moves traffic between, owned by gate ``owner``.
+
+    ``host`` (Istio only) splits by subset: one host, and ``canary``/``stable`` name two subsets that a
+    DestinationRule for that host defines. Without it, ``canary``/``stable`` are hosts (Services).
+    """
 
     kind: str
     namespace: str
@@ -130,6 +152,7 @@ class RouteTarget:
     canary: str
     stable: str
     owner: str
+    host: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -142,6 +165,14 @@ class RouteTarget:
             raise RoutingError(
                 f"route canary and stable are both {self.canary!r}; name two different backends"
             )
+        if self.host is not None:
+            if not isinstance(self.host, str) or not self.host.strip():
+                raise RoutingError(f"route host must be a non-empty string or absent, got {self.host!r}")
+            if self.kind not in ("istio", "nop"):
+                raise RoutingError(
+                    f"route host (a split between two subsets of one host) is for istio only, not {self.kind!r}; "
+                    "drop --host and name the canary and stable Services"
+                )
 
     def describe(self) -> str:
         api = APIS.get(self.kind)
@@ -150,13 +181,19 @@ class RouteTarget:
 
 @dataclass(frozen=True)
 class Split:
-    """The split as the resource states it: raw weights of canary and stable (other backends ignored)."""
+    """The split as the resource states it: raw weights of canary and stable (other backends ignored).
+
+    ``mirror_percent`` is the share of requests copied to the canary (responses discarded; 0 = no mirror) and
+    ``match`` the gate-owned A/B rule sending matching requests to the canary, if any.
+    """
 
     canary_weight: int
     stable_weight: int
     owner: str | None
     resource_version: str
     has_original: bool
+    mirror_percent: float = 0.0
+    match: Match | None = None
 
     @property
     def canary_percent(self) -> float:
@@ -171,15 +208,17 @@ class Split:
             "owner": self.owner,
             "resource_version": self.resource_version,
             "has_original": self.has_original,
+            "mirror_percent": self.mirror_percent,
+            "match": None if self.match is None else self.match.as_dict(),
         }
 
 
 @dataclass(frozen=True)
 class Change:
-    """What a ``set_weight``/``revert`` did: ``written`` is false when nothing needed to change."""
+    """What a write did: ``written`` is false when nothing needed to change."""
 
     target: RouteTarget
-    action: Literal["set", "revert"]
+    action: Literal["set", "revert", "match", "mirror"]
     before: Split
     after: Split
     written: bool
@@ -213,6 +252,18 @@ def check_weight(weight: object) -> int:
     return w
 
 
+def check_mirror(percent: object) -> float:
+    """The mirror share as a float percent; ``RoutingError`` unless it is 0..100 in steps of 0.01."""
+    if isinstance(percent, bool) or not isinstance(percent, int | float) or not math.isfinite(percent):
+        raise RoutingError(f"mirror must be a percent of requests 0..100, got {percent!r}")
+    p = float(percent)
+    if not 0 <= p <= 100:
+        raise RoutingError(f"mirror {p:g} is out of range: use a percent of requests from 0 to 100")
+    if abs(p * 100 - round(p * 100)) > 1e-6:
+        raise RoutingError(f"mirror {p:g} has more than two decimals; use steps of 0.01 percent")
+    return round(p, 2)
+
+
 # -- the extension point --------------------------------------------------------------------------------------
 @runtime_checkable
 class Router(Protocol):
@@ -233,19 +284,62 @@ class Router(Protocol):
         ...
 
 
+@runtime_checkable
+class MatchRouter(Protocol):
+    """Optional capability: a gate-owned rule sending requests that match headers/a cookie to the canary."""
+
+    target: RouteTarget
+
+    def set_match(self, match: Match | None, *, dry_run: bool = False) -> Change:
+        """Add or replace the gate's A/B rule (``None`` removes it); weights are not touched."""
+        ...
+
+
+@runtime_checkable
+class MirrorRouter(Protocol):
+    """Optional capability: copy a share of requests to the canary while it takes no live traffic."""
+
+    target: RouteTarget
+
+    def set_mirror(self, percent: float, *, dry_run: bool = False) -> Change:
+        """Mirror ``percent`` of requests to the canary (0 removes the gate's mirror); weights are not touched."""
+        ...
+
+
 def make_router(
     target: RouteTarget,
     api_client: Any,
     *,
     fence: Callable[[], None] | None = None,
     max_attempts: int = 5,
+    max_weight: float | None = None,
 ) -> Router:
     """The router registered for ``target.kind`` over an injected ``kubernetes.client.ApiClient``.
 
     ``fence`` is called right before every write attempt (the controller checks its lease there; raise to
-    abort). ``max_attempts`` bounds the retries after a conflict.
+    abort). ``max_attempts`` bounds the retries after a conflict. ``max_weight`` (the gate's ``maxWeight``)
+    caps ``set_weight``: a higher weight raises ``AboveMaxWeight`` and writes nothing.
     """
     module, _, cls = KINDS[target.kind].partition(":")
     impl = getattr(importlib.import_module(module), cls)
-    router: Router = impl(target, api_client, fence=fence, max_attempts=max_attempts)
+    router: Router = impl(target, api_client, fence=fence, max_attempts=max_attempts, max_weight=max_weight)
     return router
+
+
+def check_max_weight(max_weight: object) -> float | None:
+    """The cap as a float percent in (0, 100], or ``None`` for no cap."""
+    if max_weight is None:
+        return None
+    if isinstance(max_weight, bool) or not isinstance(max_weight, int | float) or not 0 < max_weight <= 100:
+        raise RoutingError(f"maxWeight must be a percent in (0, 100], got {max_weight!r}")
+    return float(max_weight)
+
+
+def cap_weight(weight: int, max_weight: float | None, target: RouteTarget) -> int:
+    """``weight`` if it is within the cap, else ``AboveMaxWeight`` naming both."""
+    if max_weight is not None and weight > max_weight:
+        raise AboveMaxWeight(
+            f"{target.describe()}: canary weight {weight} is above the gate's maxWeight {max_weight:g}; "
+            "nothing was written. Lower the stage weight or raise maxWeight"
+        )
+    return weight

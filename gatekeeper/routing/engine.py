@@ -1,18 +1,23 @@
 """The write path every Kubernetes router shares: read, check ownership, JSON-patch with ``test`` ops, verify.
 
-A kind module subclasses ``KubeRouter`` and says only where the weights live (``slots``) and what to write
-(``desired``). Everything else is here, once:
+A kind module subclasses ``KubeRouter`` and says where the weights (and its mirror fields) live (``slots``)
+and what to write (``desired``). Everything else is here, once:
 
 * ownership: ``gatekeeper.dev/owner`` must equal the target's gate, else ``NotOwned``;
 * optimistic concurrency: each patch starts with ``test`` ops on ``/metadata/resourceVersion`` and on the
-  current weight values; a 409, or a 422 after which the resource turns out to have moved, means another writer
+  current values; a 409, or a 422 after which the resource turns out to have moved, means another writer
   won: re-read and recompute (the weight is the caller's, never derived from the route), at most
   ``max_attempts`` times, then ``Conflict``;
 * the original: before the first write the spec (and the kind's split annotations) is saved as canonical JSON
-  in ``gatekeeper.dev/original``; ``revert`` writes the saved weights back and removes the annotation, so with
-  no other writer in between the spec is byte-identical to the original. Fields gatekeeper does not own are
-  never written, not even by a revert;
-* idempotence: no write when the weights already are what is asked;
+  in ``gatekeeper.dev/original``; ``revert`` removes the gate's A/B rules, writes the saved weights and mirror
+  fields back and removes the annotation, so with no other writer in between the spec is byte-identical to
+  the original. Fields gatekeeper does not own are never written, not even by a revert;
+* exposure: ``set_weight`` refuses a weight above ``max_weight``; a ``revert`` never raises the canary's share
+  (if the saved split had more canary traffic than now, the canary goes to 0 and the annotation stays for a
+  human to read);
+* gate-owned A/B rules (kinds with ``rules_at``): list entries named ``gatekeeper-ab-<gate>[-N]``, found by
+  name, inserted right before the rule they copy and removed by ``set_match(None)`` and ``revert``;
+* idempotence: no write when everything already is what is asked;
 * verification: read back after writing (a dry run checks the server's answer instead);
 * logging: every write, dry runs included, with before/after on the ``gatekeeper.routing`` logger.
 """
@@ -22,14 +27,16 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Literal
 
 from gatekeeper.routing.base import (
     APIS,
     ORIGINAL_ANNOTATION,
     OWNER_ANNOTATION,
+    Api,
     Change,
     Conflict,
     NotAccepted,
@@ -37,12 +44,17 @@ from gatekeeper.routing.base import (
     RouteTarget,
     RoutingError,
     Split,
+    cap_weight,
+    check_max_weight,
     check_weight,
 )
+from gatekeeper.routing.match import Match
 
-__all__ = ["ABSENT", "KubeRouter", "Slot", "pointer"]
+__all__ = ["ABSENT", "KubeRouter", "Plan", "Slot", "canonical", "diff", "pointer"]
 
 log = logging.getLogger("gatekeeper.routing")
+
+Action = Literal["set", "revert", "match", "mirror"]
 
 
 class _Absent:
@@ -55,11 +67,20 @@ ABSENT: Any = _Absent()
 
 @dataclass(frozen=True)
 class Slot:
-    """One JSON value that carries the split: its JSON pointer, its role and its current value (or ABSENT)."""
+    """One JSON value gatekeeper owns: its JSON pointer, its role and its current value (or ABSENT)."""
 
     path: str
-    role: Literal["canary", "stable", "flag", "total"]
+    role: str  # canary | stable | flag | total | mirror | mirror-percent | a kind's own (nginx match keys)
     value: Any
+
+
+@dataclass(frozen=True)
+class Plan:
+    """One write: the JSON patch ``ops`` and what reading back must show (slot values, gate rules)."""
+
+    ops: list[dict[str, Any]]
+    want: dict[str, Any] = field(default_factory=dict)
+    rules: list[dict[str, Any]] | None = None  # the gate's A/B rules after the write; None: not checked
 
 
 def pointer(*parts: str | int) -> str:
@@ -72,13 +93,15 @@ def canonical(value: Any) -> str:
 
 
 class KubeRouter:
-    """Shared mechanics; subclasses set ``kind`` and implement ``slots`` (and ``desired``/``weights`` if special)."""
+    """Shared mechanics; subclasses set ``kind`` and implement ``slots`` (and the hooks below if special)."""
 
     kind: ClassVar[str]
     # Annotations that carry the split (NGINX); saved with the spec and restored by revert.
     split_annotations: ClassVar[tuple[str, ...]] = ()
     # What an absent weight field means for the kind.
     absent_weight: ClassVar[int] = 0
+    # Where the kind's list of routing rules is (Gateway API rules, Istio http routes); None: no A/B rules.
+    rules_at: ClassVar[tuple[str, ...] | None] = None
 
     def __init__(
         self,
@@ -87,6 +110,7 @@ class KubeRouter:
         *,
         fence: Callable[[], None] | None = None,
         max_attempts: int = 5,
+        max_weight: float | None = None,
     ) -> None:
         if target.kind != self.kind:
             raise RoutingError(f"{type(self).__name__} handles kind {self.kind!r}, not {target.kind!r}")
@@ -95,14 +119,16 @@ class KubeRouter:
         from kubernetes import client
 
         self.target = target
+        self.max_weight = check_max_weight(max_weight)
         self._api = client.CustomObjectsApi(api_client)
         self._fence = fence
         self._max_attempts = max_attempts
         self._version: str | None = None
+        self._versions: dict[str, str] = {}
 
     # -- kind-specific -------------------------------------------------------------------------------------
     def slots(self, obj: dict[str, Any]) -> list[Slot]:
-        """Where the canary/stable weights live; ``RoutingError`` naming what is missing."""
+        """Where the canary/stable weights (and mirror fields) live; ``RoutingError`` naming what is missing."""
         raise NotImplementedError
 
     def desired(self, slots: Sequence[Slot], weight: int) -> dict[str, Any]:
@@ -122,57 +148,76 @@ class KubeRouter:
 
         return w("canary"), w("stable")
 
+    def mirror_of(self, slots: Sequence[Slot]) -> float:
+        """The percent of requests mirrored to the canary (0: none)."""
+        return 0.0
+
+    def match_of(self, obj: dict[str, Any]) -> Match | None:
+        """The gate-owned A/B match, if the resource has one."""
+        return None
+
+    def restore(self, now: Slot, original: Slot) -> Any:
+        """What a revert writes into slot ``now`` given its saved value (default: the saved value)."""
+        return original.value
+
+    def precheck(self, obj: dict[str, Any]) -> None:
+        """Checks against other objects before a write that adds exposure (NGINX primary, Istio subsets)."""
+
     # -- Router --------------------------------------------------------------------------------------------
     def read(self) -> Split:
         obj = self._get()
         return self._split(obj, self.slots(obj))
 
     def set_weight(self, weight: int, *, dry_run: bool = False) -> Change:
-        w = check_weight(weight)
+        w = cap_weight(check_weight(weight), self.max_weight, self.target)
 
-        def plan(obj: dict[str, Any], slots: list[Slot]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-            want = self.desired(slots, w)
-            ops = _diff(slots, want)
-            if ops and ORIGINAL_ANNOTATION not in _annotations(obj):
-                ops.append(
-                    {
-                        "op": "add",
-                        "path": pointer("metadata", "annotations", ORIGINAL_ANNOTATION),
-                        "value": self._snapshot(obj),
-                    }
+        def plan(obj: dict[str, Any], slots: list[Slot]) -> Plan:
+            if w > 0 and self.mirror_of(slots) > 0 and self._mirror_is_ours(obj, slots):
+                raise RoutingError(
+                    f"{self.target.describe()}: the gate mirrors {self.mirror_of(slots):g}% of requests to the "
+                    f"canary (a shadow stage); a canary with live traffic would get those requests twice. "
+                    "Remove the mirror first (set_mirror(0) / --mirror 0), then set the weight"
                 )
-            return want, ops
+            want = self.desired(slots, w)
+            return Plan(self._with_original(obj, diff(slots, want)), want)
 
-        return self._write("set", plan, dry_run=dry_run)
+        return self._write("set", plan, dry_run=dry_run, check=w > 0)
 
     def revert(self, *, dry_run: bool = False) -> Change:
-        def plan(obj: dict[str, Any], slots: list[Slot]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        def plan(obj: dict[str, Any], _slots: list[Slot]) -> Plan:
+            view, ops = self._strip(obj)
             saved = _annotations(obj).get(ORIGINAL_ANNOTATION)
-            if saved is None:
-                return {}, []
-            original = self._restore_view(obj, saved)
-            old = self.slots(original)
-            if [(s.path, s.role) for s in old] != [(s.path, s.role) for s in slots]:
-                raise NotAccepted(
-                    f"{self.target.describe()}: its routing structure changed since gatekeeper saved the original "
-                    f"split, so the saved weights no longer fit; restore it by hand from the annotation "
-                    f"{ORIGINAL_ANNOTATION} and remove that annotation"
-                )
-            want = {s.path: s.value for s in old if s.role != "total"}
-            ops = _diff(slots, want)
-            key = pointer("metadata", "annotations", ORIGINAL_ANNOTATION)
-            ops += [{"op": "test", "path": key, "value": saved}, {"op": "remove", "path": key}]
-            return want, ops
+            if saved is None:  # nothing saved: only stray gate rules (annotation removed by hand) go
+                return Plan(ops, {}, [] if ops else None)
+            now, old = self._pairs(view, saved)
+            want = {s.path: self.restore(s, o) for s, o in zip(now, old, strict=True) if s.role != "total"}
+            restored = [replace(s, value=want.get(s.path, s.value)) for s in now]
+            lowered = _share(self.weights(restored)) > _share(self.weights(now))
+            if (
+                lowered
+            ):  # restoring would raise exposure: take the canary to 0 and leave the original to a human
+                want.update(self.desired(now, 0))
+                log.warning(
+                    "routing revert %s: the saved split (canary %s/%s) has more canary traffic than now (%s/%s); "
+                    "set canary to 0 instead and kept annotation %s for a human",
+                    self.target.describe(), *self.weights(restored), *self.weights(now), ORIGINAL_ANNOTATION,
+                )  # fmt: skip
+            ops += diff(now, want)
+            if not lowered:
+                key = pointer("metadata", "annotations", ORIGINAL_ANNOTATION)
+                ops += [{"op": "test", "path": key, "value": saved}, {"op": "remove", "path": key}]
+            return Plan(ops, want, [])
 
-        return self._write("revert", plan, dry_run=dry_run)
+        return self._write("revert", plan, dry_run=dry_run, check=False)
 
     # -- the write loop ------------------------------------------------------------------------------------
     def _write(
         self,
-        action: Literal["set", "revert"],
-        plan: Callable[[dict[str, Any], list[Slot]], tuple[dict[str, Any], list[dict[str, Any]]]],
+        action: Action,
+        plan: Callable[[dict[str, Any], list[Slot]], Plan],
         *,
         dry_run: bool,
+        check: bool,
     ) -> Change:
         from kubernetes.client.exceptions import ApiException
 
@@ -181,13 +226,15 @@ class KubeRouter:
             self._check_owner(obj)
             slots = self.slots(obj)
             before = self._split(obj, slots)
-            want, ops = plan(obj, slots)
-            if not ops:
+            p = plan(obj, slots)
+            if not p.ops:
                 return Change(
                     self.target, action, before, before, written=False, dry_run=dry_run, attempts=attempt
                 )
+            if check:
+                self.precheck(obj)
             rv = obj["metadata"]["resourceVersion"]
-            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *ops]
+            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *p.ops]
             if self._fence is not None:
                 self._fence()
             try:
@@ -203,11 +250,13 @@ class KubeRouter:
                     continue
                 raise self._refused(exc, action) from exc
             after_obj = answer if dry_run else self._get()
-            after = self._verify(after_obj, want, action)
+            after = self._verify(after_obj, p, action)
             log.info(
-                "routing write %s %s%s: canary %s/%s -> %s/%s (rv %s -> %s, attempt %d)",
+                "routing write %s %s%s: canary %s/%s -> %s/%s, mirror %g%% -> %g%%, match %s -> %s "
+                "(rv %s -> %s, attempt %d)",
                 action, self.target.describe(), " [dry run]" if dry_run else "",
                 before.canary_weight, before.stable_weight, after.canary_weight, after.stable_weight,
+                before.mirror_percent, after.mirror_percent, _m(before.match), _m(after.match),
                 before.resource_version, after.resource_version, attempt,
             )  # fmt: skip
             return Change(self.target, action, before, after, written=True, dry_run=dry_run, attempts=attempt)
@@ -216,16 +265,83 @@ class KubeRouter:
             "nothing was written, try again later"
         )
 
-    def _verify(self, obj: dict[str, Any], want: dict[str, Any], action: str) -> Split:
+    def _verify(self, obj: dict[str, Any], p: Plan, action: str) -> Split:
         slots = self.slots(obj)
         got = {s.path: s.value for s in slots}
-        wrong = {p: (v, got.get(p, ABSENT)) for p, v in want.items() if got.get(p, ABSENT) != v}
+        wrong = {k: (v, got.get(k, ABSENT)) for k, v in p.want.items() if got.get(k, ABSENT) != v}
+        if p.rules is not None:
+            rules = self._rules(obj)
+            have = [rules[i] for i in self._gate_indices(obj)]
+            if canonical(have) != canonical(p.rules):
+                wrong["A/B rules"] = (p.rules, have)
         if wrong:
-            detail = "; ".join(f"{p}: wrote {v!r}, read {g!r}" for p, (v, g) in wrong.items())
+            detail = "; ".join(f"{k}: wrote {v!r}, read {g!r}" for k, (v, g) in wrong.items())
             raise NotAccepted(
                 f"{self.target.describe()}: {action} did not stick ({detail}); another writer or an admission webhook changed it"
             )
         return self._split(obj, slots)
+
+    # -- the original and the gate's A/B rules -------------------------------------------------------------
+    def _with_original(self, obj: dict[str, Any], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """``ops`` plus saving the original, if they write anything and nothing is saved yet."""
+        if ops and ORIGINAL_ANNOTATION not in _annotations(obj):
+            path = pointer("metadata", "annotations", ORIGINAL_ANNOTATION)  # owned, so annotations exist
+            ops = [*ops, {"op": "add", "path": path, "value": self._snapshot(obj)}]
+        return ops
+
+    def _pairs(self, view: dict[str, Any], saved: str) -> tuple[list[Slot], list[Slot]]:
+        """Slots of ``view`` (the resource without gate rules) beside the saved original's, same structure."""
+        original, _ = self._strip(self._restore_view(view, saved))
+        now, old = self.slots(view), self.slots(original)
+        if [(s.path, s.role) for s in old] != [(s.path, s.role) for s in now]:
+            raise NotAccepted(
+                f"{self.target.describe()}: its routing structure changed since gatekeeper saved the original "
+                f"split, so the saved values no longer fit; restore it by hand from the annotation "
+                f"{ORIGINAL_ANNOTATION} and remove that annotation"
+            )
+        return now, old
+
+    def _mirror_is_ours(self, obj: dict[str, Any], slots: Sequence[Slot]) -> bool:
+        """Does the current mirror differ from the saved original (so gatekeeper set it)?"""
+        saved = _annotations(obj).get(ORIGINAL_ANNOTATION)
+        if saved is None:
+            return False
+        view, _ = self._strip(obj)
+        _now, old = self._pairs(view, saved)
+        return self.mirror_of(old) != self.mirror_of(slots)
+
+    def gate_rule_name(self, k: int) -> str:
+        """The name of the gate's ``k``-th A/B rule (a DNS subdomain, as Gateway API rule names must be)."""
+        return f"gatekeeper-ab-{self.target.owner}" + (f"-{k + 1}" if k else "")
+
+    def _is_gate_rule(self, rule: Any) -> bool:
+        name = rule.get("name") if isinstance(rule, dict) else None
+        return bool(
+            isinstance(name, str)
+            and re.fullmatch(rf"gatekeeper-ab-{re.escape(self.target.owner)}(-\d+)?", name)
+        )
+
+    def _rules(self, obj: dict[str, Any]) -> list[Any]:
+        node: Any = obj
+        for part in self.rules_at or ():
+            node = node.get(part) if isinstance(node, dict) else None
+        return node if isinstance(node, list) else []
+
+    def _gate_indices(self, obj: dict[str, Any]) -> list[int]:
+        return [i for i, r in enumerate(self._rules(obj)) if self._is_gate_rule(r)]
+
+    def _strip(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """A copy without the gate's A/B rules, and the JSON patch ops that remove them (last first)."""
+        gate = self._gate_indices(obj)
+        if not gate:
+            return obj, []
+        view = copy.deepcopy(obj)
+        rules, ops = self._rules(view), []
+        for i in reversed(gate):
+            path = pointer(*(self.rules_at or ()), i)
+            ops += [{"op": "test", "path": path, "value": rules[i]}, {"op": "remove", "path": path}]
+            del rules[i]
+        return view, ops
 
     # -- helpers -------------------------------------------------------------------------------------------
     def _split(self, obj: dict[str, Any], slots: Sequence[Slot]) -> Split:
@@ -237,6 +353,8 @@ class KubeRouter:
             ann.get(OWNER_ANNOTATION),
             obj["metadata"].get("resourceVersion", ""),
             ORIGINAL_ANNOTATION in ann,
+            mirror_percent=self.mirror_of(slots),
+            match=self.match_of(obj),
         )
 
     def _check_owner(self, obj: dict[str, Any]) -> None:
@@ -299,6 +417,27 @@ class KubeRouter:
             f"install the {api.kind} CRD or pick the routing kind the cluster has"
         )
 
+    def _list(self, api: Api) -> list[dict[str, Any]]:
+        """Every object of ``api`` in the target's namespace (first served version of its table)."""
+        from kubernetes.client.exceptions import ApiException
+
+        known = self._versions.get(api.plural)
+        for version in (known,) if known else api.versions:
+            try:
+                out = self._api.list_namespaced_custom_object(
+                    api.group, version, self.target.namespace, api.plural
+                )
+            except ApiException as exc:
+                if exc.status == 404 and known is None:
+                    continue
+                raise self._refused(exc, f"list {api.plural}") from exc
+            self._versions[api.plural] = version
+            return list(out.get("items") or [])
+        raise RoutingError(
+            f"the cluster serves none of {api.group}/{{{','.join(api.versions)}}} {api.plural}, which "
+            f"{self.target.describe()} needs; install the {api.kind} CRD"
+        )
+
     def _patch(self, ops: list[dict[str, Any]], *, dry_run: bool) -> dict[str, Any]:
         api, t = APIS[self.kind], self.target
         kw: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
@@ -330,7 +469,16 @@ def _annotations(obj: dict[str, Any]) -> dict[str, str]:
     return obj.get("metadata", {}).get("annotations") or {}
 
 
-def _diff(slots: Sequence[Slot], want: dict[str, Any]) -> list[dict[str, Any]]:
+def _share(weights: tuple[int, int]) -> float:
+    c, s = weights
+    return c / (c + s) if c + s > 0 else 0.0
+
+
+def _m(match: Match | None) -> str:
+    return "none" if match is None else match.describe()
+
+
+def diff(slots: Sequence[Slot], want: dict[str, Any]) -> list[dict[str, Any]]:
     """JSON patch ops turning the slots' values into ``want`` (ABSENT in ``want`` removes), with tests first."""
     ops: list[dict[str, Any]] = []
     for s in slots:

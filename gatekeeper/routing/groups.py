@@ -8,7 +8,7 @@ from typing import Any
 from gatekeeper.routing.base import RouteTarget, RoutingError
 from gatekeeper.routing.engine import Slot
 
-__all__ = ["managed_groups"]
+__all__ = ["managed_groups", "pair_indices"]
 
 
 def managed_groups(
@@ -55,6 +55,20 @@ def managed_groups(
             "fix --canary/--stable or the resource so one list names both"
         )
     return slots
+
+
+def pair_indices(
+    target: RouteTarget,
+    lists: Iterable[tuple[int, Sequence[dict[str, Any]]]],
+    *,
+    match: Callable[[dict[str, Any], str], bool],
+) -> list[int]:
+    """Indices of the lists that reference both backends (call ``managed_groups`` first for its errors)."""
+    return [
+        i
+        for i, items in lists
+        if any(match(it, target.canary) for it in items) and any(match(it, target.stable) for it in items)
+    ]
 
 
 def _names(items: Sequence[dict[str, Any]]) -> Iterable[Any]:
