@@ -430,5 +430,7 @@ def test_the_admission_policy_makes_requests_name_their_author_and_approvals_com
     assert "names no stage that needs one" in write(
         alice, "approve", '{"action":"approve","by":"alice","at":"t","stage":0}'
     )
+    with pytest.raises(actions.Refused, match=r'admission policy said.*"by" must be "bob"'):
+        actions.pause(bob, namespace=ns, name="web", by="alice")  # a shell claiming someone else
     assert actions.pause(bob, namespace=ns, name="web").changed  # through the CLI's path: accepted
     assert actions.approve(alice, namespace=ns, name="web").changed

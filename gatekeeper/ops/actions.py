@@ -316,6 +316,7 @@ def approve(
     stage: int | None = None,
     reason: str = "",
     clock: Clock = time.time,
+    by: str | None = None,
 ) -> ActionResult:
     """Approve `stage` (default: the current one) of a stage whose authority is an approval group."""
     view = _live(api, namespace=namespace, name=name, action="approve")
@@ -332,7 +333,7 @@ def approve(
         raise InvalidAction(
             f"stage {index} of gate {view.ref} decides by itself (authority: auto); nothing to approve"
         )
-    me = _identity(api)
+    me = _identity(api, by)
     if target.authority not in me.groups:
         groups = ", ".join(me.groups) or "none"
         raise Refused(
@@ -354,29 +355,33 @@ def approve(
     )
 
 
-def abort(api: Any, *, namespace: str, name: str, reason: str = "", clock: Clock = time.time) -> ActionResult:
+def abort(
+    api: Any, *, namespace: str, name: str, reason: str = "", clock: Clock = time.time, by: str | None = None
+) -> ActionResult:
     """Ask the controller to stop the rollout and restore the original routing."""
     view = _live(api, namespace=namespace, name=name, action="abort")
-    req = OperatorRequest("abort", _identity(api).username, _rfc3339(clock()), None, reason)
+    req = OperatorRequest("abort", _identity(api, by).username, _rfc3339(clock()), None, reason)
     _write(api, view, req)
     return ActionResult(
         namespace, name, "abort", True, "abort recorded; the controller reverts the routing", req
     )
 
 
-def pause(api: Any, *, namespace: str, name: str, reason: str = "", clock: Clock = time.time) -> ActionResult:
+def pause(
+    api: Any, *, namespace: str, name: str, reason: str = "", clock: Clock = time.time, by: str | None = None
+) -> ActionResult:
     """Ask the controller to stop advancing (a failure still reverts or halts: pause stops progress only)."""
     view = _live(api, namespace=namespace, name=name, action="pause")
     pending = view.pending_action("pause")
     if pending == "pause" or (view.phase == Phase.PAUSED and pending is None):
         return ActionResult(namespace, name, "pause", False, f"gate {view.ref} is already paused")
-    req = OperatorRequest("pause", _identity(api).username, _rfc3339(clock()), None, reason)
+    req = OperatorRequest("pause", _identity(api, by).username, _rfc3339(clock()), None, reason)
     _write(api, view, req)
     return ActionResult(namespace, name, "pause", True, "pause recorded; the gate holds its weight", req)
 
 
 def resume(
-    api: Any, *, namespace: str, name: str, reason: str = "", clock: Clock = time.time
+    api: Any, *, namespace: str, name: str, reason: str = "", clock: Clock = time.time, by: str | None = None
 ) -> ActionResult:
     """Let a paused (or halted, after a forward fix) gate go on."""
     view = _live(api, namespace=namespace, name=name, action="resume")
@@ -387,7 +392,7 @@ def resume(
         )
     if view.phase not in (Phase.PAUSED, Phase.HALTED) and pending != "pause":
         raise InvalidAction(f"gate {view.ref} is {view.phase.value}, not paused or halted; nothing to resume")
-    req = OperatorRequest("resume", _identity(api).username, _rfc3339(clock()), None, reason)
+    req = OperatorRequest("resume", _identity(api, by).username, _rfc3339(clock()), None, reason)
     _write(api, view, req)
     return ActionResult(namespace, name, "resume", True, "resume recorded; the controller goes on", req)
 
@@ -402,8 +407,13 @@ def _live(api: Any, *, namespace: str, name: str, action: str) -> GateView:
     return view
 
 
-def _identity(api: Any) -> Identity:
+def _identity(api: Any, by: str | None) -> Identity:
+    """Who the request is recorded as: the authenticated user, or `by` (a shell acting for its own users;
+    with the chart's admission policy on, `by` must still be the user the API server authenticated, so a
+    dashboard acts for a person by impersonating them)."""
     me = whoami(api)
+    if by:
+        return Identity(by, me.groups)
     if not me.username:
         raise Refused("the API server did not say who you are; requests need an authenticated user")
     return me
