@@ -34,11 +34,6 @@ from gatekeeper.ops.importers.common import (
 V2_KINDS = ("AnalysisDefinition", "AnalysisValueTemplate", "Analysis", "KeptnMetricsProvider")
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)?)")
 _DEPLOY_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|=)\s*"([^"]*\$DEPLOYMENT[^"]*)"')
-_GO_VAR = re.compile(r"\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?)(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
-_SUFFIX = {None: 1.0, "m": 1e-3, "k": 1e3, "M": 1e6, "G": 1e9, "T": 1e12, "P": 1e15, "E": 1e18,
-           "Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}  # fmt: skip
-_NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<"}
 
 
 def is_keptn(doc: Doc) -> bool:
@@ -53,7 +48,9 @@ def is_keptn(doc: Doc) -> bool:
 
 def import_keptn(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
     if any(d.kind == "AnalysisDefinition" for d in docs):
-        return _v2(docs, report=report, given=given)
+        from gatekeeper.ops.importers.keptn_v2 import import_v2
+
+        return import_v2(docs, report=report, given=given)
     return _v1(docs, report=report, given=given)
 
 
@@ -305,163 +302,3 @@ def _total_v1(slo: Doc, report: Report) -> dict[str, float]:
 
 
 # --- v2 ---------------------------------------------------------------------------------------------------
-
-
-def _quantity(value: Any) -> float | None:
-    m = _QUANTITY.match(str(value).strip())
-    return float(m.group(1)) * _SUFFIX[m.group(2)] if m else None
-
-
-def _operator_cnf(doc: Doc, path: tuple, op: dict, report: Report) -> list[str] | None:
-    """The criteria (CNF entries) under which the failure/warning operator does NOT hold."""
-    ops = {"lessThan": "<", "lessThanOrEqual": "<=", "greaterThan": ">", "greaterThanOrEqual": ">="}
-    for key, value in op.items():
-        if key in ops:
-            v = _quantity((value or {}).get("fixedValue"))
-            if v is None:
-                break
-            return [f"{_NEGATE[ops[key]]}{v:g}"]
-        if key == "equalTo":
-            v = _quantity((value or {}).get("fixedValue"))
-            return None if v is None else [f"<{v:g} || >{v:g}"]
-        if key in ("inRange", "notInRange"):
-            lo, hi = _quantity((value or {}).get("lowBound")), _quantity((value or {}).get("highBound"))
-            if lo is None or hi is None:
-                break
-            return [f"<{lo:g} || >{hi:g}"] if key == "inRange" else [f">={lo:g}", f"<={hi:g}"]
-    report.error(doc, path, f"target operator {op} is not understood (lessThan, …, inRange, notInRange)")
-    return None
-
-
-def _v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
-    definition = next(d for d in docs if d.kind == "AnalysisDefinition")
-    templates = [d for d in docs if d.kind == "AnalysisValueTemplate"]
-    analysis = next((d for d in docs if d.kind == "Analysis"), None)
-    providers = [d for d in docs if d.kind == "KeptnMetricsProvider"]
-    values = (
-        {str(k): str(v) for k, v in ((analysis.data.get("spec") or {}).get("args") or {}).items()}
-        if analysis
-        else {}
-    )
-    if analysis and (analysis.data.get("spec") or {}).get("timeframe"):
-        report.unexpressed(
-            analysis, ("spec", "timeframe"), "the evaluation window is given when the gate runs"
-        )
-    args: dict[str, str | None] = {}
-    signals: list[dict[str, Any]] = []
-    names: set[str] = set()
-    spec = definition.data.get("spec") or {}
-    urls: list[str] = []
-    for i, obj in enumerate(spec.get("objectives") or []):
-        path = ("spec", "objectives", i)
-        ref = (obj or {}).get("analysisValueTemplateRef") or {}
-        t = next((d for d in templates if d.name == ref.get("name")), None)
-        if t is None:
-            report.unresolved(
-                definition,
-                (*path, "analysisValueTemplateRef"),
-                f"AnalysisValueTemplate '{ref.get('name')}' is not among the inputs",
-            )
-            continue
-        tspec = t.data.get("spec") or {}
-        pname = str((tspec.get("provider") or {}).get("name", ""))
-        pdoc = next((p for p in providers if p.name == pname), None)
-        if pdoc is not None:
-            pspec = pdoc.data.get("spec") or {}
-            if str(pspec.get("type", "prometheus")) != "prometheus":
-                report.unexpressed(
-                    pdoc, ("spec", "type"), f"provider type '{pspec.get('type')}': only prometheus maps"
-                )
-                continue
-            if pspec.get("targetServer") and str(pspec["targetServer"]) not in urls:
-                urls.append(str(pspec["targetServer"]))
-
-        def go(m: re.Match[str]) -> str:
-            name = arg_name(m.group(1))
-            args.setdefault(name, given.get(name, values.get(m.group(1))))
-            return "${" + name + "}"
-
-        query = _GO_VAR.sub(go, str(tspec.get("query", "")).strip())
-        target = obj.get("target") or {}
-        fail = (
-            _operator_cnf(definition, (*path, "target", "failure"), target["failure"], report)
-            if target.get("failure")
-            else []
-        )
-        warn = (
-            _operator_cnf(definition, (*path, "target", "warning"), target["warning"], report)
-            if target.get("warning")
-            else []
-        )
-        if fail is None or warn is None:
-            continue
-        sig: dict[str, Any] = {
-            "name": slug(t.name),
-            "kind": "threshold",
-            "description": f"Keptn objective {t.name}",
-        }
-        passing = fail + warn
-        if not passing:
-            report.warn(
-                definition,
-                (*path, "target"),
-                "no failure or warning target: Keptn passes this objective "
-                "with any value; here a signal without criteria never passes",
-            )
-        query = guard_query(
-            query,
-            passes=lambda n, crit=passing: _meets(crit, n),
-            report=report,
-            doc=t,
-            path=("spec", "query"),
-            what=f"template '{t.name}'",
-        )
-        problem = promql_problem(query)
-        if problem:
-            report.error(t, ("spec", "query"), f"PromQL does not parse: {problem}")
-            continue
-        sig["query"] = query
-        sig.update(_absolute_bounds(passing))
-        if passing:
-            sig["passCriteria"] = passing
-        if warn and fail:
-            sig["warningCriteria"] = fail
-        elif warn:
-            sig["warningCriteria"] = ["<0 || >=0"]  # warning whenever the failure target is not met (none given)
-        w = obj.get("weight", 1)
-        sig["weight"] = float(w) if w else 1.0
-        if obj.get("keyObjective"):
-            sig["key"] = True
-        sig["name"] = unique(sig["name"], names)
-        signals.append(sig)
-    if not signals:
-        report.error(
-            definition, ("spec", "objectives"), "no objective could be imported: a gate needs a signal"
-        )
-    total = spec.get("totalScore") or {}
-    p, w = _percent(total.get("passPercentage")), _percent(total.get("warningPercentage"))
-    scoring = {
-        "passScore": p if p is not None else 90.0,
-        "marginalScore": min(w if w is not None else (p or 90.0), p or 90.0),
-    }
-    report.assume(
-        definition,
-        (),
-        "an AnalysisDefinition has no baseline: the scopes deployment=canary / primary "
-        "are used only by queries with ${selector}",
-    )
-    gate = _gate(
-        definition.name or "keptn-analysis",
-        f"Imported from Keptn AnalysisDefinition {definition.name}",
-        signals,
-        scoring,
-        args,
-        None,
-    )
-    if urls:
-        gate = {
-            **{k: v for k, v in gate.items() if k != "signals"},
-            "source": {"prometheus": {"url": urls[0]}},
-            "signals": gate["signals"],
-        }
-    return gate

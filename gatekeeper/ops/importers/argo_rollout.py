@@ -1,0 +1,100 @@
+"""An Argo `Rollout` beside its AnalysisTemplates: which templates its analysis references, the argument values
+it passes, and its `setWeight`/`pause` steps as stages (`progressDeadlineSeconds`, default 600, as deadline)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gatekeeper.ops.importers.common import Doc, Report, go_duration_seconds
+
+ARGO_DEFAULT_PROGRESS_DEADLINE = 600
+
+
+def rollout_analysis(rollout: Doc, templates: list[Doc], report: Report) -> dict[str, Any]:
+    canary = ((rollout.data.get("spec") or {}).get("strategy") or {}).get("canary") or {}
+    refs: list[tuple[tuple, dict]] = []
+    bg = canary.get("analysis") or {}
+    for i, r in enumerate(bg.get("templates") or []):
+        refs.append((("spec", "strategy", "canary", "analysis", "templates", i), r))
+    if bg.get("startingStep") is not None:
+        report.unexpressed(
+            rollout,
+            ("spec", "strategy", "canary", "analysis", "startingStep"),
+            "background analysis starts with the first stage here; use the signals' initialDelay",
+        )
+    args: dict[str, str | None] = {}
+    dry: list[str] = [str(x.get("metricName", "")) for x in bg.get("dryRun") or [] if isinstance(x, dict)]
+    for j, step in enumerate(canary.get("steps") or []):
+        inline = step.get("analysis") if isinstance(step, dict) else None
+        if isinstance(inline, dict):
+            for i, r in enumerate(inline.get("templates") or []):
+                refs.append((("spec", "strategy", "canary", "steps", j, "analysis", "templates", i), r))
+            rollout_args(
+                rollout, ("spec", "strategy", "canary", "steps", j, "analysis"), inline, args, report
+            )
+    rollout_args(rollout, ("spec", "strategy", "canary", "analysis"), bg, args, report)
+    used: list[Doc] = []
+    for path, r in refs:
+        name = str((r or {}).get("templateName", ""))
+        kinds = ("ClusterAnalysisTemplate",) if (r or {}).get("clusterScope") else ("AnalysisTemplate",)
+        found = next((t for t in templates if t.name == name and t.kind in kinds), None)
+        if found is None:
+            report.unresolved(rollout, path, f"template '{name}' ({kinds[0]}) is not among the inputs")
+        elif found not in used:
+            used.append(found)
+    for t in templates:
+        if t not in used:
+            report.unexpressed(t, (), f"{t.kind} '{t.name}' is not referenced by Rollout '{rollout.name}'")
+    return {"templates": used, "args": args, "dryRun": dry}
+
+
+def rollout_args(rollout: Doc, path: tuple, analysis: dict, out: dict, report: Report) -> None:
+    for i, a in enumerate(analysis.get("args") or []):
+        if not isinstance(a, dict) or "name" not in a:
+            continue
+        if "value" in a:
+            out[str(a["name"])] = str(a["value"])
+        elif "valueFrom" in a:
+            report.unexpressed(
+                rollout,
+                (*path, "args", i, "valueFrom"),
+                f"argument '{a['name']}' is read from the cluster at run time: pass --arg {a['name']}=VALUE",
+            )
+
+
+def rollout_stages(rollout: Doc, report: Report) -> tuple[list[dict[str, Any]], float]:
+    spec = rollout.data.get("spec") or {}
+    deadline = float(spec.get("progressDeadlineSeconds") or ARGO_DEFAULT_PROGRESS_DEADLINE)
+    stages: list[dict[str, Any]] = []
+    base = ("spec", "strategy", "canary", "steps")
+    for j, step in enumerate(((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []):
+        if not isinstance(step, dict):
+            continue
+        if "setWeight" in step:
+            w = float(step["setWeight"])
+            if w <= 0 or (stages and w < stages[-1]["weight"]):
+                report.unexpressed(
+                    rollout, (*base, j, "setWeight"), f"weight {w:g}: stages only grow from > 0"
+                )
+                continue
+            stages.append({"weight": w})
+        elif "pause" in step:
+            pause = step.get("pause") or {}
+            if not stages:
+                report.unexpressed(rollout, (*base, j, "pause"), "a pause before any setWeight has no stage")
+            elif pause.get("duration") is not None:
+                sec = go_duration_seconds(pause["duration"])
+                stages[-1]["minDuration"] = (
+                    f"{sec:g}s" if sec is not None else stages[-1].get("minDuration", "60s")
+                )
+            else:
+                stages[-1]["authority"] = {"mode": "approval", "group": "rollout-approvers"}
+                report.assume(
+                    rollout,
+                    (*base, j, "pause"),
+                    "an indefinite pause (manual promotion) became a stage "
+                    "that needs approval by group 'rollout-approvers'",
+                )
+        elif "analysis" not in step:
+            report.unexpressed(rollout, (*base, j), f"step {', '.join(step)}: not a stage setting")
+    return stages, deadline
