@@ -196,8 +196,10 @@ def load_gates_dir(path: str | Path, *, namespace: str = "default") -> InMemoryG
 class KubernetesGateRepository:
     """Gate resources through the API server. `api_client` is a `kubernetes.client.ApiClient`.
 
-    Approve and abort are the operator intents of `gatekeeper.ops.actions` (the same functions the CLI calls);
-    the controller acts on them.
+    Approve and abort are the operator requests of `gatekeeper.ops.actions` (the same functions the CLI
+    calls); the controller applies them at its next look. They are made as the identity the API server
+    authenticates for `api_client` (the dashboard's service account), so RBAC, the admission policy and the
+    stage's approval group judge that identity; the name the person typed is kept in the request's reason.
     """
 
     def __init__(self, api_client: Any, *, namespace: str | None = None, timeout: float = 10.0) -> None:
@@ -248,8 +250,9 @@ class KubernetesGateRepository:
     def approve(self, *, namespace: str, name: str, by: str) -> GateRecord:
         actions = _actions()
         check_approvable(self.get_gate(namespace=namespace, name=name))
+        note = f"via the dashboard; the person gave their name as {by}"
         self._call(
-            lambda: actions.approve(self._client, namespace=namespace, name=name, by=by),
+            lambda: actions.approve(self._client, namespace=namespace, name=name, reason=note),
             what=f"approve {namespace}/{name}",
         )
         return self.get_gate(namespace=namespace, name=name)
@@ -257,8 +260,9 @@ class KubernetesGateRepository:
     def abort(self, *, namespace: str, name: str, by: str, reason: str) -> GateRecord:
         actions = _actions()
         check_abortable(self.get_gate(namespace=namespace, name=name))
+        note = f"{reason} (via the dashboard; the person gave their name as {by})"
         self._call(
-            lambda: actions.abort(self._client, namespace=namespace, name=name, by=by, reason=reason),
+            lambda: actions.abort(self._client, namespace=namespace, name=name, reason=note),
             what=f"abort {namespace}/{name}",
         )
         return self.get_gate(namespace=namespace, name=name)
@@ -267,8 +271,13 @@ class KubernetesGateRepository:
         from kubernetes.client.exceptions import ApiException
         from urllib3.exceptions import HTTPError
 
+        actions = _actions()
         try:
             return fn()
+        except actions.Unreachable as e:
+            raise RepositoryUnavailable(f"{what}: {e}") from e
+        except actions.ActionError as e:  # InvalidAction, Refused: the message says what to change
+            raise ActionRejected(str(e)) from e
         except ApiException as e:
             if e.status == 404:
                 raise GateNotFound(f"{what}: not found") from e
@@ -280,10 +289,8 @@ class KubernetesGateRepository:
 
 
 def _actions() -> Any:
-    try:
-        from gatekeeper.ops import actions  # type: ignore[attr-defined]
-    except ImportError as e:  # pragma: no cover - present once the operator actions land
-        raise ActionRejected("approve/abort need gatekeeper.ops.actions, which this build lacks") from e
+    from gatekeeper.ops import actions
+
     return actions
 
 
