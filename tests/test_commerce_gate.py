@@ -5,6 +5,7 @@ healthy canary passes; a dark canary is NODATA, never a pass."""
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 import time
@@ -15,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.judge import Judgement, evaluate_gate
-from gatekeeper.signals import Window
+from gatekeeper.signals import EvalContext, Window, evaluate_signal
 from gatekeeper.sim.prometheus import PrometheusServer
 from gatekeeper.sim.remote_write import RemoteWriteClient
 from gatekeeper.sim.shop import Behavior, Shop, ShopNames, SimClock, Traffic, otlp_exporter_factory
@@ -163,3 +164,41 @@ def test_a_dark_canary_is_nodata_on_every_signal_never_a_pass(run_gate):
     assert set(run.verdicts().values()) == {Verdict.NODATA}, run.verdicts()
     assert "stopped sending spans" in run.outcome("partial-checkout").reason
     assert "up == 0" in run.outcome("telemetry").reason
+
+
+def test_spans_the_sdk_drops_under_a_burst_make_the_invariant_nodata_not_a_false_alarm(caplog):
+    """No backpressure and a small SDK queue: the BatchSpanProcessor drops spans silently ("Queue full"). Lost
+    order.create spans would read as partial checkouts; the roots lost with them give the loss away."""
+    caplog.set_level(logging.ERROR, logger="opentelemetry")  # one "Queue full" warning per dropped span
+    start = 1_700_000_040.0
+    gate = load_gate(GATE)
+    signal = gate.signal("partial-checkout")
+    clock = SimClock(start)
+    store = TraceStore(clock=clock, rules=[signal])
+    with IntakeServer(create_otlp_app(store)) as server:
+        shop = Shop(
+            start=start,
+            seed=5,
+            traffic=Traffic(requests_per_second=15, checkout_share=1.0),
+            span_exporter=otlp_exporter_factory(f"{server.url}/v1/traces"),
+            span_queue=16,
+            span_backpressure=False,
+        )
+        shop.run_until(start + 30)
+        shop.close()
+    clock.set(start + 200)
+    emitted = shop.truth["canary"].spans + shop.truth["baseline"].spans
+    received = sum(store.stats().spans_received.values())
+    assert received < emitted  # the SDK dropped spans before they were sent
+    ctx = EvalContext(
+        gate=gate,
+        metrics=None,
+        window=Window(start, start + 60, 60),
+        stage=gate.stages[0],  # type: ignore[arg-type]
+        alpha=0.005,
+        traces=store,
+        stage_started=start,
+    )
+    out = evaluate_signal(signal, ctx)
+    assert out.verdict == Verdict.NODATA, out.reason
+    assert "dropped or lost" in out.reason and "root never arrived" in out.reason

@@ -183,12 +183,16 @@ def test_the_version_may_come_from_a_span_attribute(clock):
     assert counts(store).violations.sum() == 1
 
 
-def test_a_trace_whose_root_never_arrived_is_an_orphan_not_a_pass(clock):
+def test_a_trace_whose_root_never_arrived_is_lost_evidence_not_a_pass(clock):
     store = TraceStore(clock=clock, rules=[RULE])
-    store.ingest(request(checkout(1, t=T0, order=None, root=False)))
+    store.ingest(
+        request(checkout(1, t=T0, order=None, root=False))
+    )  # capture without its root: lost upstream
+    store.ingest(request(checkout(2, t=T0, capture=None, root=False)))  # the rule would not have applied
     clock.advance(31)
-    assert counts(store).checked.sum() == 0
-    assert store.stats().traces_orphaned == {"canary": 1}
+    c = counts(store)
+    assert c.checked.sum() == 0 and c.dropped_spans == 1
+    assert store.stats().traces_orphaned == {"canary": 2}
 
 
 def test_a_late_span_of_a_judged_trace_is_a_counted_drop(clock):

@@ -75,7 +75,8 @@ def _gap(got: dict[str, InvariantCounts], *, settings: TraceSettings, ctx: EvalC
     if dropped:
         lost = " and ".join(f"{n} {arm}" for arm, n in dropped.items())
         return (
-            f"{lost} spans were dropped in the window (intake caps or late spans): trace counts would be "
+            f"{lost} spans were dropped or lost in the window (intake caps, late spans, traces whose root never "
+            "arrived): trace counts would be "
             "biased, so the rule is not judged"
         )
     lag = max(2 * ctx.window.step, settings.completion_timeout)

@@ -64,6 +64,7 @@ class Shop:
         scrape_interval: float = 15.0,
         push_interval: float = 300.0,
         span_queue: int = 65_536,
+        span_backpressure: bool = True,
         trace_sample_rate: float = 1.0,
     ) -> None:
         if not tick > 0 or not scrape_interval >= tick or not push_interval >= scrape_interval:
@@ -87,7 +88,13 @@ class Shop:
         self._recorder = Recorder(job=self.names.job)
         self._rng = {track: np.random.default_rng([seed, i]) for i, track in enumerate(TRACKS)}
         self._tracer = (
-            ShopTracer(exporter_factory=span_exporter, names=self.names, seed=seed, queue_size=span_queue)
+            ShopTracer(
+                exporter_factory=span_exporter,
+                names=self.names,
+                seed=seed,
+                queue_size=span_queue,
+                backpressure=span_backpressure,
+            )
             if span_exporter is not None
             else None
         )

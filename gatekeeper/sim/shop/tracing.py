@@ -4,7 +4,8 @@ exporter to the intake in tests and the demo).
 
 Spans carry explicit start and end times in sim time. Trace and span IDs come from a seeded `IdGenerator` (the
 SDK's extension point for IDs), so a seeded run emits the same traces. The queue is raised above the SDK's 2,048
-default and the shop flushes every quarter queue, so the SDK never drops spans silently (TEST-STACK.md).
+default and the shop flushes every quarter queue, so the SDK never drops spans silently (TEST-STACK.md), unless
+`backpressure=False` asks for exactly that loss.
 """
 
 from __future__ import annotations
@@ -75,12 +76,15 @@ class ShopTracer:
         names: ShopNames,
         seed: int,
         queue_size: int = 65_536,
+        backpressure: bool = True,
         schedule_delay_ms: float = 100.0,
     ) -> None:
         self._providers: list[TracerProvider] = []
         self._tracers: dict[tuple[str, str], trace.Tracer] = {}
         self._since_flush = 0
-        self._flush_every = max(queue_size // 4, 1)
+        # flushing every quarter queue keeps the SDK from dropping; without it a burst overflows the queue and the
+        # SDK drops spans silently ("Queue full"), as a real service under load does
+        self._flush_every = max(queue_size // 4, 1) if backpressure else None
         for role in ("storefront", "payment", "orders", "inventory"):
             service = getattr(names, role)
             for track in TRACKS:
@@ -133,7 +137,7 @@ class ShopTracer:
             root.set_status(Status(StatusCode.ERROR, "checkout failed"))
         root.end(end_time=_ns(end))
         self._since_flush += n
-        if self._since_flush >= self._flush_every:
+        if self._flush_every is not None and self._since_flush >= self._flush_every:
             self.flush()
         return n
 

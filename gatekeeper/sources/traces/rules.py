@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["STATUS_ERROR", "Rule", "TraceView", "judge"]
+__all__ = ["STATUS_ERROR", "Rule", "TraceView", "has_when", "judge"]
 
 STATUS_ERROR = 2  # opentelemetry.proto.trace.v1.Status.STATUS_CODE_ERROR
 
@@ -88,3 +88,11 @@ def judge(rule: Rule, trace: TraceView) -> tuple[bool, bool]:
         ):
             return True, False
     return True, True
+
+
+def has_when(rule: Rule, spans: list[Any]) -> bool:
+    """Whether a (flat) span list holds a span matching the rule's `when` check."""
+    return any(
+        spans[i] == rule.when_span and _matches(spans[i + 1], rule.when_status)
+        for i in range(0, len(spans), 3)
+    )

@@ -31,7 +31,7 @@ import numpy as np
 from gatekeeper.sources.base import InvariantCounts
 from gatekeeper.sources.traces.buckets import Buckets, step_grid
 from gatekeeper.sources.traces.decode import trace_id_hex
-from gatekeeper.sources.traces.rules import Rule, TraceView, judge
+from gatekeeper.sources.traces.rules import Rule, TraceView, has_when, judge
 
 __all__ = ["IngestResult", "IntakeStats", "StoreLimits", "TraceStore"]
 
@@ -112,6 +112,13 @@ class _RuleState:
         self.counts: dict[str, Buckets] = {}  # version -> [checked, violations]
         self.examples: dict[str, deque[tuple[float, str]]] = {}
         self.totals: dict[str, list[int]] = {}
+        self.lost: dict[str, Buckets] = {}  # version -> spans of rootless traces the rule would have judged
+
+    def lose(self, version: str, t: float, spans: int) -> None:
+        if version not in self.lost:
+            lim = self.limits
+            self.lost[version] = Buckets(resolution=lim.resolution, width=1, max_buckets=lim.max_buckets)
+        self.lost[version].add(t, (spans,))
 
     def record(self, version: str, t: float, violated: bool, trace_id: bytes) -> None:
         if version not in self.counts:
@@ -292,6 +299,11 @@ class TraceStore:
             self._done.popitem(last=False)
         if trace.root_name is None:
             self._orphaned[label] = self._orphaned.get(label, 0) + 1
+            if version is not None:  # spans were lost before the intake (e.g. an SDK queue overflow)
+                newest = max(trace.spans[2::3])
+                for rule, state in self._rules.items():
+                    if has_when(rule, trace.spans):
+                        state.lose(version, newest, len(trace.spans) // 3)
             return
         self._completed[label] = self._completed.get(label, 0) + 1
         if version is None:
@@ -307,7 +319,7 @@ class TraceStore:
         for series in (*self._spans.values(), *self._drops.values()):
             series.prune(before)
         for state in self._rules.values():
-            for counts in state.counts.values():
+            for counts in (*state.counts.values(), *state.lost.values()):
                 counts.prune(before)
         self._next_prune = now + max(60.0, 60 * self.limits.resolution)
 
@@ -319,6 +331,9 @@ class TraceStore:
 
         A rule not watched before is watched from now on; its counts start empty (the signal says NODATA).
         Traces still being assembled are not counted yet: the newest `completion_timeout` lags.
+        `dropped_spans` counts the spans the intake dropped for `arm` in the window, plus the spans of traces the
+        rule would have judged whose root never arrived: loss before the intake (an SDK queue overflow drops
+        spans silently) that would otherwise turn into false violations.
         """
         rule = self.watch(signal)
         points = step_grid(start, end, step)
@@ -331,6 +346,8 @@ class TraceStore:
             examples = tuple(tid for t, tid in reversed(state.examples.get(arm, ())) if lo <= t < end)
             drops = self._drops.get(arm)
             dropped = int(drops.on_grid(points, step).sum()) if drops is not None else 0
+            lost = state.lost.get(arm)
+            dropped += int(lost.on_grid(points, step).sum()) if lost is not None else 0
             spans = self._spans.get(arm)
             newest = spans.newest_before(end, 1) if spans is not None else None
         return InvariantCounts(
