@@ -181,7 +181,7 @@ class KubeRouter:
             want = self.desired(slots, w)
             return Plan(self._with_original(obj, diff(slots, want)), want)
 
-        return self._write("set", plan, dry_run=dry_run, check=w > 0)
+        return self._write("set", plan, dry_run=dry_run, check=lambda before: w > before.canary_percent)
 
     def revert(self, *, dry_run: bool = False) -> Change:
         def plan(obj: dict[str, Any], _slots: list[Slot]) -> Plan:
@@ -217,8 +217,9 @@ class KubeRouter:
         plan: Callable[[dict[str, Any], list[Slot]], Plan],
         *,
         dry_run: bool,
-        check: bool,
+        check: bool | Callable[[Split], bool],
     ) -> Change:
+        """Read, plan, patch, verify; ``check`` (or ``check(before)``) runs ``precheck`` first: exposure rises."""
         from kubernetes.client.exceptions import ApiException
 
         for attempt in range(1, self._max_attempts + 1):
@@ -231,7 +232,7 @@ class KubeRouter:
                 return Change(
                     self.target, action, before, before, written=False, dry_run=dry_run, attempts=attempt
                 )
-            if check:
+            if check(before) if callable(check) else check:
                 self.precheck(obj)
             rv = obj["metadata"]["resourceVersion"]
             ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *p.ops]
