@@ -177,7 +177,7 @@ class RoutingRef(SpecModel):
 
     kind: Literal["gateway-api", "istio", "smi", "nginx", "nop"]
     name: str
-    namespace: str = "default"
+    namespace: str | None = Field(default=None, description="Default: the Gate's own namespace.")
     canary_backend: str
     stable_backend: str
 
