@@ -239,13 +239,13 @@ def post_and_check(
     assert len(stats.spans_received) <= FUZZ_LIMITS.max_versions
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=mutated())
 def test_mutated_valid_bodies_never_crash_the_intake(fuzz_target, case):
     post_and_check(fuzz_target, *case)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(case=random_bodies)
 def test_random_bodies_never_crash_the_intake(fuzz_target, case):
     post_and_check(fuzz_target, *case)

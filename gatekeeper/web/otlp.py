@@ -20,6 +20,7 @@ from typing import Any, Protocol
 
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -80,7 +81,8 @@ def otlp_routes(
             return Response(str(e) + "\n", status_code=415, media_type="text/plain")
         try:
             body = await _read_body(request, max_body_bytes)
-            decoded = decode_body(
+            decoded = await run_in_threadpool(  # CPU work off the event loop the dashboard may share
+                decode_body,
                 body,
                 content_type=content_type,
                 content_encoding=request.headers.get("content-encoding"),
@@ -91,7 +93,7 @@ def otlp_routes(
         except ClientDisconnect:
             return _status(media, 400, "client disconnected before the body was read")
         try:
-            result = sink.ingest(decoded)
+            result = await run_in_threadpool(sink.ingest, decoded)
         except Exception as e:  # a sink bug must not become a 5xx retry loop for the sender
             return _status(media, 400, f"request could not be ingested ({type(e).__name__})")
         return _success(media, rejected=result.rejected, message=result.message)
