@@ -133,3 +133,20 @@ def test_every_report_line_is_also_in_the_gate_file_header(tmp_path):
         ln for ln in stderr.splitlines() if ln.split(":")[0] in ("warning", "unexpressed", "assumption")
     ]
     assert printed and set(printed) <= set(header)
+
+
+def test_a_field_of_the_wrong_shape_is_an_error_naming_it_not_a_crash():
+    cases = {
+        "apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: x}\nspec: hello\n": "spec",
+        "apiVersion: flagger.app/v1beta1\nkind: Canary\nmetadata: {name: x}\nspec:\n  analysis: [1]\n": (
+            "spec.analysis"
+        ),
+        '{"name": "x", "metrics": [{"name": "m", "query": "q"}], "classifier": {}}': "metrics[0].query",
+        "spec_version: '1.0'\nobjectives:\n  - sli: a\n    pass: 3\n---\nspec_version: '1.0'\nindicators:\n  a: up\n": (
+            "objectives[0].pass"
+        ),
+    }
+    for text, field in cases.items():
+        result = cli("import", "-", stdin=text)
+        assert result.exit_code == 2, result.stdout
+        assert "<stdin>:" in result.stderr and f": {field}: expected a" in result.stderr, result.stderr

@@ -87,7 +87,14 @@ def import_texts(
         "kayenta": kayenta.import_kayenta,
         "keptn": keptn.import_keptn,
     }[family]
-    gate = importer(fdocs, report=report, given=dict(args or {}))
+    try:
+        gate = importer(fdocs, report=report, given=dict(args or {}))
+    except (AttributeError, TypeError, ValueError, KeyError) as e:  # a shape no check above anticipated
+        files = ", ".join(sorted({d.file for d in fdocs}))
+        raise ImportInputError(
+            f"{files}: a field has an unexpected type or value ({type(e).__name__}: {e}); check the "
+            f"{family} document against its schema"
+        ) from e
     if name:
         from gatekeeper.ops.importers.common import slug
 

@@ -87,11 +87,11 @@ def import_argo(docs: list[Doc], *, report: Report, given: dict[str, str]) -> di
     }
     names: set[str] = set()
     for t in used:
-        spec = t.data.get("spec") or {}
+        spec = report.mapping(t, ("spec",), t.data.get("spec"))
         dry = [str(x.get("metricName", "")) for x in spec.get("dryRun") or [] if isinstance(x, dict)]
         dry += analysis["dryRun"] if analysis else []
         report.leftovers(t, ("spec",), spec, {"args", "metrics", "dryRun"}, _WHY_SPEC)
-        for i, metric in enumerate(spec.get("metrics") or []):
+        for i, metric in enumerate(report.sequence(t, ("spec", "metrics"), spec.get("metrics"))):
             sig = _metric(t, i, metric, report=report, refs=refs, ctx=ctx, dry=dry)
             if sig is not None:
                 sig["name"] = unique(sig["name"], names)
@@ -158,7 +158,8 @@ _WHY_SPEC = "no gatekeeper equivalent (measurement history is kept bounded in th
 
 
 def _template_args(t: Doc, values: dict[str, str | None], report: Report) -> None:
-    for i, a in enumerate((t.data.get("spec") or {}).get("args") or []):
+    spec = t.data.get("spec") if isinstance(t.data.get("spec"), dict) else {}
+    for i, a in enumerate(spec.get("args") if isinstance(spec.get("args"), list) else []):
         if not isinstance(a, dict) or "name" not in a:
             continue
         name = str(a["name"])

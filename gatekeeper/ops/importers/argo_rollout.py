@@ -11,9 +11,11 @@ ARGO_DEFAULT_PROGRESS_DEADLINE = 600
 
 
 def rollout_analysis(rollout: Doc, templates: list[Doc], report: Report) -> dict[str, Any]:
-    canary = ((rollout.data.get("spec") or {}).get("strategy") or {}).get("canary") or {}
+    spec = report.mapping(rollout, ("spec",), rollout.data.get("spec"))
+    strategy = report.mapping(rollout, ("spec", "strategy"), spec.get("strategy"))
+    canary = report.mapping(rollout, ("spec", "strategy", "canary"), strategy.get("canary"))
     refs: list[tuple[tuple, dict]] = []
-    bg = canary.get("analysis") or {}
+    bg = report.mapping(rollout, ("spec", "strategy", "canary", "analysis"), canary.get("analysis"))
     for i, r in enumerate(bg.get("templates") or []):
         refs.append((("spec", "strategy", "canary", "analysis", "templates", i), r))
     if bg.get("startingStep") is not None:
@@ -24,7 +26,9 @@ def rollout_analysis(rollout: Doc, templates: list[Doc], report: Report) -> dict
         )
     args: dict[str, str | None] = {}
     dry: list[str] = [str(x.get("metricName", "")) for x in bg.get("dryRun") or [] if isinstance(x, dict)]
-    for j, step in enumerate(canary.get("steps") or []):
+    for j, step in enumerate(
+        report.sequence(rollout, ("spec", "strategy", "canary", "steps"), canary.get("steps"))
+    ):
         inline = step.get("analysis") if isinstance(step, dict) else None
         if isinstance(inline, dict):
             for i, r in enumerate(inline.get("templates") or []):
@@ -63,11 +67,11 @@ def rollout_args(rollout: Doc, path: tuple, analysis: dict, out: dict, report: R
 
 
 def rollout_stages(rollout: Doc, report: Report) -> tuple[list[dict[str, Any]], float]:
-    spec = rollout.data.get("spec") or {}
+    spec = rollout.data.get("spec") if isinstance(rollout.data.get("spec"), dict) else {}
     deadline = float(spec.get("progressDeadlineSeconds") or ARGO_DEFAULT_PROGRESS_DEADLINE)
     stages: list[dict[str, Any]] = []
     base = ("spec", "strategy", "canary", "steps")
-    for j, step in enumerate(((spec.get("strategy") or {}).get("canary") or {}).get("steps") or []):
+    for j, step in enumerate(_steps(spec)):
         if not isinstance(step, dict):
             continue
         if "setWeight" in step:
@@ -98,3 +102,10 @@ def rollout_stages(rollout: Doc, report: Report) -> tuple[list[dict[str, Any]], 
         elif "analysis" not in step:
             report.unexpressed(rollout, (*base, j), f"step {', '.join(step)}: not a stage setting")
     return stages, deadline
+
+
+def _steps(spec: dict[str, Any]) -> list[Any]:
+    strategy = spec.get("strategy") if isinstance(spec.get("strategy"), dict) else {}
+    canary = strategy.get("canary") if isinstance(strategy.get("canary"), dict) else {}
+    steps = canary.get("steps")
+    return steps if isinstance(steps, list) else []

@@ -114,6 +114,22 @@ class Report:
     def assume(self, doc: Doc, path: tuple[Any, ...], reason: str) -> None:
         self.add("assumption", doc, path, reason)
 
+    def mapping(self, doc: Doc, path: tuple[Any, ...], value: Any) -> dict[str, Any]:
+        """`value` when it is a mapping; {} (and an error naming the field) when it is something else."""
+        if isinstance(value, dict):
+            return value
+        if value is not None:
+            self.error(doc, path, f"expected a mapping (key: value), found {type(value).__name__} '{value}'")
+        return {}
+
+    def sequence(self, doc: Doc, path: tuple[Any, ...], value: Any) -> list[Any]:
+        """`value` when it is a list; [] (and an error naming the field) when it is something else."""
+        if isinstance(value, list):
+            return value
+        if value is not None:
+            self.error(doc, path, f"expected a list (lines starting with '- '), found {type(value).__name__}")
+        return []
+
     def leftovers(self, doc: Doc, path: tuple[Any, ...], obj: Any, handled: set[str], reason: str) -> None:
         """List every key of mapping `obj` (at `path`) that the importer did not handle."""
         if isinstance(obj, dict):

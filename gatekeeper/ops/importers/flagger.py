@@ -61,7 +61,7 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     for extra in canaries[1:]:
         report.unexpressed(extra, (), "one Canary per import: this one is ignored")
     c = canaries[0]
-    spec = c.data.get("spec") or {}
+    spec = report.mapping(c, ("spec",), c.data.get("spec"))
     ns = c.namespace or "default"
     if not c.namespace:
         report.assume(c, ("metadata",), "the Canary has no namespace: 'default' is used for {{ namespace }}")
@@ -72,7 +72,7 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
             c, ("spec",), f"no spec.provider: Flagger's default mesh provider '{DEFAULT_PROVIDER}' is used"
         )
     key = "analysis" if "analysis" in spec else "canaryAnalysis"
-    analysis = spec.get(key) or {}
+    analysis = report.mapping(c, ("spec", key), spec.get(key))
     apath = ("spec", key)
     variables = {
         "name": c.name,
@@ -87,7 +87,11 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
         report.assume(c, (*apath, "interval"), f"{interval:g}s: Flagger raises intervals below 10s to 10s")
         interval = 10.0
     threshold = int(number(analysis.get("threshold")) or 1)
-    metrics = [m for m in analysis.get("metrics") or [] if isinstance(m, dict)]
+    metrics = [
+        m
+        for m in report.sequence(c, ("spec", key, "metrics"), analysis.get("metrics"))
+        if isinstance(m, dict)
+    ]
     failure_limit = (threshold - 1) // max(len(metrics), 1)
     if len(metrics) > 1:
         report.assume(
@@ -224,7 +228,7 @@ def _metric(
 ) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
     name = str(m.get("name") or f"metric-{path[-1]}")
     window = str(m.get("interval") or "1m")
-    tr = m.get("thresholdRange") or {}
+    tr = report.mapping(c, (*path, "thresholdRange"), m.get("thresholdRange"))
     lo, hi = number(tr.get("min")), number(tr.get("max"))
     report.leftovers(
         c,
@@ -235,7 +239,7 @@ def _metric(
     )
     base = {"name": slug(name), "kind": "threshold", "failureLimit": failure_limit}
     if m.get("templateRef"):
-        ref = m["templateRef"]
+        ref = report.mapping(c, (*path, "templateRef"), m["templateRef"])
         tns = str(ref.get("namespace") or c.namespace or "default")
         t = next((d for d in templates if d.name == ref.get("name") and (d.namespace or tns) == tns), None)
         if t is None:
@@ -243,7 +247,7 @@ def _metric(
                 c, (*path, "templateRef"), f"MetricTemplate {tns}/{ref.get('name')} is not among the inputs"
             )
             return []
-        tspec = t.data.get("spec") or {}
+        tspec = report.mapping(t, ("spec",), t.data.get("spec"))
         ptype = str((tspec.get("provider") or {}).get("type", "prometheus"))
         if ptype != "prometheus":
             report.unexpressed(t, ("spec", "provider", "type"), f"provider '{ptype}': only prometheus maps")
@@ -332,7 +336,7 @@ def _metric(
 
 def _hooks(c: Doc, apath: tuple, analysis: dict, report: Report) -> list[dict[str, Any]]:
     out = []
-    for i, w in enumerate(analysis.get("webhooks") or []):
+    for i, w in enumerate(report.sequence(c, (*apath, "webhooks"), analysis.get("webhooks"))):
         if not isinstance(w, dict) or not w.get("url"):
             report.unexpressed(c, (*apath, "webhooks", i), "a webhook needs a url")
             continue
@@ -364,8 +368,9 @@ _FORMAT = {"slack": "slack", "msteams": "teams"}
 
 def _alerts(c: Doc, apath: tuple, analysis: dict, docs: list[Doc], report: Report) -> list[dict[str, Any]]:
     out = []
-    for i, a in enumerate(analysis.get("alerts") or []):
-        ref = (a or {}).get("providerRef") or {}
+    for i, a in enumerate(report.sequence(c, (*apath, "alerts"), analysis.get("alerts"))):
+        ref = report.mapping(c, (*apath, "alerts", i), a).get("providerRef") or {}
+        ref = ref if isinstance(ref, dict) else {}
         p = next((d for d in docs if d.kind == "AlertProvider" and d.name == ref.get("name")), None)
         if p is None:
             report.unresolved(
@@ -374,7 +379,7 @@ def _alerts(c: Doc, apath: tuple, analysis: dict, docs: list[Doc], report: Repor
                 f"AlertProvider '{ref.get('name')}' is not among the inputs",
             )
             continue
-        pspec = p.data.get("spec") or {}
+        pspec = report.mapping(p, ("spec",), p.data.get("spec"))
         if not pspec.get("address"):
             report.unexpressed(p, ("spec",), "the address comes from a secret: add it to `notify` by hand")
             continue

@@ -58,8 +58,8 @@ def import_kayenta(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     request = doc.data.get("executionRequest") or {} if wrapped else {}
     scopes_req = ((request.get("scopes") or {}).get("default") or {}) if request else {}
     ctx: dict[str, Any] = {"scope": None, "args": {}}
-    metrics = config.get("metrics") or []
-    weights = _weights(config, metrics)
+    metrics = report.sequence(doc, (*root, "metrics"), config.get("metrics"))
+    weights = _weights(doc, root, config, metrics, report)
     signals: list[dict[str, Any]] = []
     names: set[str] = set()
     for i, m in enumerate(metrics):
@@ -139,14 +139,27 @@ def import_kayenta(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     return gate
 
 
-def _weights(config: dict, metrics: list) -> dict[str, float]:
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _groups(m: Any) -> list[str]:
+    groups = _dict(m).get("groups")
+    return [str(g) for g in groups] if isinstance(groups, list) and groups else ["default"]
+
+
+def _weights(doc: Doc, root: tuple, config: dict, metrics: list, report: Report) -> dict[str, float]:
     """Per-group weight, Kayenta style: configured percents; unweighted groups share what is left of 100."""
-    configured = {
-        str(k): float(v) for k, v in ((config.get("classifier") or {}).get("groupWeights") or {}).items()
-    }
+    path = (*root, "classifier", "groupWeights")
+    configured: dict[str, float] = {}
+    for k, v in report.mapping(doc, path, _dict(config.get("classifier")).get("groupWeights")).items():
+        if number(v) is None:
+            report.error(doc, (*path, k), f"group weight '{v}' is not a number")
+        else:
+            configured[str(k)] = float(v)
     groups: list[str] = []
     for m in metrics:
-        for g in (m or {}).get("groups") or ["default"]:
+        for g in _groups(m):
             if str(g) not in groups:
                 groups.append(str(g))
     rest = [g for g in groups if g not in configured]
@@ -203,7 +216,7 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
         report.error(doc, path, "a metric must be an object")
         return None
     name = str(m.get("name") or f"metric-{path[-1]}")
-    q = m.get("query") or {}
+    q = report.mapping(doc, (*path, "query"), m.get("query"))
     if str(q.get("type", "prometheus")) != "prometheus":
         report.unexpressed(
             doc, (*path, "query", "type"), f"metric '{name}' reads {q.get('type')}: only prometheus maps"
@@ -227,9 +240,10 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
     if problem:
         report.error(doc, (*path, "query"), f"PromQL does not parse: {problem}")
         return None
-    canary = ((m.get("analysisConfigurations") or {}).get("canary")) or {}
+    ac = report.mapping(doc, (*path, "analysisConfigurations"), m.get("analysisConfigurations"))
+    canary = report.mapping(doc, (*path, "analysisConfigurations", "canary"), ac.get("canary"))
     cpath = (*path, "analysisConfigurations", "canary")
-    groups = [str(g) for g in m.get("groups") or ["default"]]
+    groups = _groups(m)
     if len(groups) > 1:
         report.unexpressed(
             doc, (*path, "groups"), f"metric '{name}' counts only in its first group '{groups[0]}'"
@@ -302,7 +316,7 @@ def _selector(doc: Doc, path: tuple, name: str, query: str, ctx: dict, report: R
 
 
 def _tolerance(doc: Doc, path: tuple, canary: dict, direction: str, report: Report) -> float:
-    eff = canary.get("effectSize") or {}
+    eff = report.mapping(doc, (*path, "effectSize"), canary.get("effectSize"))
     if str(eff.get("measure", "meanRatio")) == "cles":
         report.unexpressed(
             doc,
@@ -341,15 +355,15 @@ def _strictness(doc: Doc, path: tuple, name: str, canary: dict, report: Report) 
             f"metric '{name}': 'replace' turns missing data into 0, so an arm "
             "that sends nothing passes; NaNs are removed here and no data is NODATA",
         )
-    if (canary.get("outliers") or {}).get("strategy") == "remove":
+    if _dict(canary.get("outliers")).get("strategy") == "remove":
         report.unexpressed(doc, (*path, "outliers"), "outliers are kept here (extreme canary values count)")
 
 
 def _nodata_groups(doc: Doc, root: tuple, metrics: list, report: Report) -> None:
     optional: dict[str, list[bool]] = {}
     for m in metrics:
-        canary = (((m or {}).get("analysisConfigurations") or {}).get("canary")) or {}
-        for g in (m or {}).get("groups") or ["default"]:
+        canary = _dict(_dict(_dict(m).get("analysisConfigurations")).get("canary"))
+        for g in _groups(m):
             optional.setdefault(str(g), []).append(not canary.get("mustHaveData", False))
     for g, flags in optional.items():
         if flags and all(flags):
@@ -364,7 +378,7 @@ def _nodata_groups(doc: Doc, root: tuple, metrics: list, report: Report) -> None
 
 
 def _thresholds(doc: Doc, root: tuple, config: dict, request: dict, report: Report) -> dict[str, float]:
-    t = (config.get("classifier") or {}).get("scoreThresholds") or request.get("thresholds") or {}
+    t = _dict(_dict(config.get("classifier")).get("scoreThresholds") or request.get("thresholds"))
     passing, marginal = number(t.get("pass")), number(t.get("marginal"))
     if passing is None or marginal is None:
         report.assume(

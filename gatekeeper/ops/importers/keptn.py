@@ -120,7 +120,7 @@ def _v1(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, 
     for d in slis:
         for k, v in (d.data.get("indicators") or {}).items():
             indicators[str(k)] = (d, str(v))
-    filters = {str(k): str(v) for k, v in (slo.data.get("filter") or {}).items()}
+    filters = {str(k): str(v) for k, v in report.mapping(slo, ("filter",), slo.data.get("filter")).items()}
     args: dict[str, str | None] = {}
     ctx: dict[str, Any] = {"scope": None}
     if slo.data.get("comparison"):
@@ -133,7 +133,7 @@ def _v1(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, 
         )
     signals: list[dict[str, Any]] = []
     names: set[str] = set()
-    for i, obj in enumerate(slo.data.get("objectives") or []):
+    for i, obj in enumerate(report.sequence(slo, ("objectives",), slo.data.get("objectives"))):
         sig = _objective_v1(slo, ("objectives", i), obj, indicators, filters, args, given, ctx, report)
         if sig is not None:
             sig["name"] = unique(sig["name"], names)
@@ -207,7 +207,15 @@ def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report)
             query = _DEPLOY_MATCHER.sub("${selector}", query)
     query = _args_in(query, args, filters, given)
     sets = {
-        k: [[str(c) for c in (b or {}).get("criteria") or []] for b in obj.get(k) or []]
+        k: [
+            [
+                str(c)
+                for c in report.sequence(
+                    slo, (*path, k, j, "criteria"), report.mapping(slo, (*path, k, j), b).get("criteria")
+                )
+            ]
+            for j, b in enumerate(report.sequence(slo, (*path, k), obj.get(k)))
+        ]
         for k in ("pass", "warning")
     }
     try:
@@ -288,7 +296,7 @@ def _percent(value: Any) -> float | None:
 
 
 def _total_v1(slo: Doc, report: Report) -> dict[str, float]:
-    total = slo.data.get("total_score") or {}
+    total = report.mapping(slo, ("total_score",), slo.data.get("total_score"))
     p, w = _percent(total.get("pass")), _percent(total.get("warning"))
     if p is None:
         report.assume(

@@ -33,16 +33,17 @@ def _operator_cnf(doc: Doc, path: tuple, op: dict, report: Report) -> list[str] 
     """The criteria (CNF entries) under which the failure/warning operator does NOT hold."""
     ops = {"lessThan": "<", "lessThanOrEqual": "<=", "greaterThan": ">", "greaterThanOrEqual": ">="}
     for key, value in op.items():
+        value = value if isinstance(value, dict) else {}
         if key in ops:
-            v = _quantity((value or {}).get("fixedValue"))
+            v = _quantity(value.get("fixedValue"))
             if v is None:
                 break
             return [f"{_NEGATE[ops[key]]}{v:g}"]
         if key == "equalTo":
-            v = _quantity((value or {}).get("fixedValue"))
+            v = _quantity(value.get("fixedValue"))
             return None if v is None else [f"<{v:g} || >{v:g}"]
         if key in ("inRange", "notInRange"):
-            lo, hi = _quantity((value or {}).get("lowBound")), _quantity((value or {}).get("highBound"))
+            lo, hi = _quantity(value.get("lowBound")), _quantity(value.get("highBound"))
             if lo is None or hi is None:
                 break
             return [f"<{lo:g} || >{hi:g}"] if key == "inRange" else [f">={lo:g}", f"<={hi:g}"]
@@ -67,11 +68,14 @@ def import_v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict
     args: dict[str, str | None] = {}
     signals: list[dict[str, Any]] = []
     names: set[str] = set()
-    spec = definition.data.get("spec") or {}
+    spec = report.mapping(definition, ("spec",), definition.data.get("spec"))
     urls: list[str] = []
-    for i, obj in enumerate(spec.get("objectives") or []):
+    for i, obj in enumerate(report.sequence(definition, ("spec", "objectives"), spec.get("objectives"))):
         path = ("spec", "objectives", i)
-        ref = (obj or {}).get("analysisValueTemplateRef") or {}
+        obj = report.mapping(definition, path, obj)
+        ref = report.mapping(
+            definition, (*path, "analysisValueTemplateRef"), obj.get("analysisValueTemplateRef")
+        )
         t = next((d for d in templates if d.name == ref.get("name")), None)
         if t is None:
             report.unresolved(
@@ -99,14 +103,24 @@ def import_v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict
             return "${" + name + "}"
 
         query = _GO_VAR.sub(go, str(tspec.get("query", "")).strip())
-        target = obj.get("target") or {}
+        target = report.mapping(definition, (*path, "target"), obj.get("target"))
         fail = (
-            _operator_cnf(definition, (*path, "target", "failure"), target["failure"], report)
+            _operator_cnf(
+                definition,
+                (*path, "target", "failure"),
+                report.mapping(definition, (*path, "target", "failure"), target["failure"]),
+                report,
+            )
             if target.get("failure")
             else []
         )
         warn = (
-            _operator_cnf(definition, (*path, "target", "warning"), target["warning"], report)
+            _operator_cnf(
+                definition,
+                (*path, "target", "warning"),
+                report.mapping(definition, (*path, "target", "warning"), target["warning"]),
+                report,
+            )
             if target.get("warning")
             else []
         )
