@@ -117,14 +117,17 @@ def test_a_canary_whose_spans_stop_while_the_baseline_continues_is_dark(store, c
     done(clock)
     out = evaluate(SIGNAL, context(store))
     assert out.verdict == Verdict.NODATA
-    assert "canary stopped sending spans" in out.reason and "baseline continues" in out.reason
+    assert (
+        "canary (service.version=canary) stopped sending spans" in out.reason
+        and "baseline continues" in out.reason
+    )
 
 
 def test_a_canary_that_never_sent_a_span_is_dark(store, clock):
     feed(store, version="baseline", traces=100, violate_every=0, first=10_000)
     done(clock)
     out = evaluate(SIGNAL, context(store))
-    assert out.verdict == Verdict.NODATA and "canary never sent a span" in out.reason
+    assert out.verdict == Verdict.NODATA and "canary (service.version=canary) never sent a span" in out.reason
 
 
 def test_traces_not_yet_complete_are_not_counted_so_the_arm_has_nothing_checked(store, clock):

@@ -90,7 +90,8 @@ def _gap(got: dict[str, InvariantCounts], *, settings: TraceSettings, ctx: EvalC
                 f"stopped sending spans {baseline.newest_span - canary.newest_span:.0f}s before the baseline's newest"
             )
         )
-        return f"the canary {since} while the baseline continues: the canary's traces are dark, not healthy"
+        who = f"{settings.version_attribute}={settings.canary_value}"
+        return f"the canary ({who}) {since} while the baseline continues: its traces are dark, not healthy"
     for arm, c in got.items():
         if int(np.sum(c.checked)) == 0:
             value = getattr(settings, f"{arm}_value")

@@ -378,19 +378,12 @@ class TraceStore:
 
 
 def _attribute(attributes: Any, key: str) -> str | None:
-    """The string value of attribute `key` (other scalar types as text), None when absent."""
+    """The value of attribute `key` as text (at most 128 characters), None when absent or not a scalar."""
     for kv in attributes:
         if kv.key == key:
-            value = kv.value
-            which = value.WhichOneof("value")
-            if which is None:
+            which = kv.value.WhichOneof("value")
+            if which is None or which in ("kvlist_value", "array_value"):
                 return None
-            raw = getattr(value, which)
-            return (
-                raw
-                if isinstance(raw, str)
-                else str(raw)
-                if which != "kvlist_value" and which != "array_value"
-                else None
-            )
+            raw = getattr(kv.value, which)
+            return (raw if isinstance(raw, str) else str(raw))[:128]
     return None
