@@ -158,3 +158,24 @@ def test_report_opens_offline_in_chromium_with_every_figure_drawn(failing_replay
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / "report-replay.png"))
     page.close()
+
+
+def test_evaluate_cli_writes_the_report_for_its_judgement(prometheus, failing_replay, tmp_path) -> None:
+    import subprocess
+    import sys
+
+    _, result, _, _ = failing_replay
+    end = result.looks[-1].time
+    report = tmp_path / "evaluate.html"
+    proc = subprocess.run(
+        [
+            sys.executable, "-m", "gatekeeper.cli.main", "evaluate", str(GATE), "--prometheus", prometheus.url,
+            "--arg", "service=report-tests", "--start", str(result.start), "--end", str(end),
+            "--output", "json", "--report", str(report),
+        ],
+        capture_output=True, text=True, timeout=120, cwd=ROOT,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    text = report.read_text()
+    assert json.loads(proc.stdout)["verdict"] == "fail" and "FAIL" in text
+    assert {f for f in figures(text)} >= {"fig-0-arms", "fig-0-evalue", "fig-0-effect"}

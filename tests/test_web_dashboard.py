@@ -210,3 +210,45 @@ def test_a_gate_resource_with_an_unreadable_status_is_listed_with_its_problem() 
     assert records[0].problem == ""
     assert records[0].created_at == dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC).timestamp()
     assert "status unreadable" in records[1].problem and "phase" in records[1].problem
+
+
+def test_gatekeeper_serve_starts_on_gate_files_and_answers_until_stopped() -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gatekeeper.cli.main",
+            "serve",
+            "--gates-dir",
+            str(ROOT / "gates"),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        cwd=ROOT,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "gatekeeper serve did not answer within 30 s"
+            time.sleep(0.1)
+        page = httpx.get(f"http://127.0.0.1:{port}/").text
+        assert "/gates/default/http-canary" in page and "read-only" in page
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
