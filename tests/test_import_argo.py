@@ -113,6 +113,7 @@ def test_every_fail_open_condition_warns_and_the_gate_does_not_pass_on_empty_dat
     assert any("metrics[1]" in w and "NaN" in w for w in warnings), stderr
     assert any("metrics[2]" in w and "or vector(0)" in w for w in warnings), stderr
     assert any("metrics[3]" in w and "no success or failure condition" in w for w in warnings), stderr
+    assert any("metrics[4]" in w and "empty result" in w for w in warnings), stderr  # default(result, 0)
     gate = yaml.safe_load(out.read_text())
     assert "vector(0)" not in {s["name"]: s for s in gate["signals"]}["errors-per-minute"]["query"]
     result = cli(

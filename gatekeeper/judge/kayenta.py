@@ -151,7 +151,8 @@ def score_gate(
             f"critical signal {critical_harm[0].signal.name} is {critical_harm[0].result.label}",
         )
     elif optimistic.classification == ScoreClass.FAIL:
-        verdict, why = Verdict.FAIL, score.reason or "Fail even if every signal without data passed"
+        verdict = Verdict.FAIL
+        why = score.reason or ("Fail even if every signal without data passed" if unknown else "Fail")
     elif unknown:
         worst = Verdict.worst([_VERDICT[c.result.label] for c in unknown])
         names = ", ".join(c.signal.name for c in unknown if _VERDICT[c.result.label] == worst)

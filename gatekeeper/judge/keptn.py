@@ -235,7 +235,8 @@ def score_gate(
     if key_failed:
         verdict, why = Verdict.FAIL, f"key objective {key_failed[0].outcome.name} failed"
     elif optimistic < sc.marginal_score:
-        verdict, why = Verdict.FAIL, "below the warning score even if every undecided signal passed"
+        verdict = Verdict.FAIL
+        why = "below the warning score even if every undecided signal passed" if unknown else "fail"
     elif unknown:
         worst = Verdict.worst([x.outcome.verdict for x in unknown])
         names = ", ".join(x.outcome.name for x in unknown if x.outcome.verdict == worst)
