@@ -35,8 +35,12 @@ def import_command(
     ),
     name: str = typer.Option(None, "--name", help="Name of the gate (default: from the source)."),
 ) -> None:
-    """Convert Argo Rollouts AnalysisTemplates (+ Rollout), a Flagger Canary (+ MetricTemplates), a Kayenta
-    canary config or a Keptn quality gate into a gate spec that `gatekeeper lint` accepts."""
+    """Convert an Argo Rollouts, Flagger, Kayenta or Keptn configuration into a gate spec.
+
+    Inputs: AnalysisTemplates (+ Rollout), a Flagger Canary (+ MetricTemplates), a Kayenta canary config, a
+    Keptn slo.yaml + sli.yaml or AnalysisDefinition (+ templates). The report lists every field not carried
+    over with its file and line. Exit 0 written, 2 bad input or unresolved references.
+    """
     from gatekeeper.ops.importers import ImportInputError, import_texts, verify_gate
     from gatekeeper.spec import SpecError, parse_args
 
