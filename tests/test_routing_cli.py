@@ -103,3 +103,62 @@ def test_the_nop_router_says_it_moved_no_traffic() -> None:
 def test_a_fractional_weight_is_a_usage_error() -> None:
     out = cli("set", "nop/web", "--canary", "a", "--stable", "b", "--owner", "g", "--weight", "12.5")
     assert out.exit_code == 2
+
+
+def test_an_ab_match_is_set_shown_and_removed_from_the_command_line(
+    ref: list[str], kube_admin: Any, kube_namespace: str
+) -> None:
+    ab = ["--header", "X-Canary=always", "--cookie", "canary=always"]
+    done = cli("set", *ref, "--owner", GATE, *ab, "--json")
+    assert done.exit_code == 0, done.output
+    assert json.loads(done.stdout)["after"]["match"] == {
+        "headers": {"x-canary": "always"},
+        "cookie": {"name": "canary", "value": "always"},
+    }
+    rules = Kube(kube_admin, "gateway-api", kube_namespace).get()["spec"]["rules"]
+    assert rules[0]["name"] == f"gatekeeper-ab-{GATE}" and rules[0]["backendRefs"][0]["name"] == CANARY
+    shown = cli("show", *ref)
+    assert shown.exit_code == 0 and "x-canary=always and cookie canary=always" in shown.stdout
+    gone = cli("set", *ref, "--owner", GATE, "--no-match", "--json")
+    assert gone.exit_code == 0 and json.loads(gone.stdout)["after"]["match"] is None
+    assert len(Kube(kube_admin, "gateway-api", kube_namespace).get()["spec"]["rules"]) == 1
+
+
+def test_a_shadow_stage_then_a_capped_weight_from_the_command_line(
+    ref: list[str], kube_admin: Any, kube_namespace: str
+) -> None:
+    shadow = cli("set", *ref, "--owner", GATE, "--weight", "0", "--mirror", "10", "--json")
+    assert shadow.exit_code == 0, shadow.output
+    lines = [json.loads(line) for line in shadow.stdout.splitlines()]
+    assert [c["action"] for c in lines] == ["set", "mirror"] and lines[1]["after"]["mirror_percent"] == 10
+    capped = cli("set", *ref, "--owner", GATE, "--mirror", "0", "--weight", "60", "--max-weight", "50")
+    assert capped.exit_code == 2 and "maxWeight 50" in capped.stderr
+    live = cli(
+        "set", *ref, "--owner", GATE, "--mirror", "0", "--weight", "20", "--max-weight", "50", "--json"
+    )
+    assert live.exit_code == 0, live.output
+    assert [json.loads(line)["action"] for line in live.stdout.splitlines()] == ["mirror", "set"]
+    assert raw_weights("gateway-api", Kube(kube_admin, "gateway-api", kube_namespace).get()) == (20, 80)
+    again = cli("set", *ref, "--owner", GATE, "--weight", "0", "--mirror", "5", "--header", "x=1")
+    assert again.exit_code == 0, again.output  # weight first, then the match, then the mirror: each step is allowed
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        ([], "nothing to set"),
+        (["--header", "x-canary"], "--header"),
+        (["--header", "x=1", "--no-match"], "--no-match"),
+        (["--host", "web", "--weight", "1"], "istio only"),
+    ],
+)
+def test_bad_match_and_mirror_options_exit_2(ref: list[str], args: list[str], needle: str) -> None:
+    out = cli("set", *ref, "--owner", GATE, *args)
+    assert out.exit_code == 2 and needle in out.stderr, out.output
+
+
+def test_a_kind_without_the_capability_says_which_kinds_have_it(ref: list[str]) -> None:
+    ts = ["ts/web", *ref[1:], "--owner", GATE]
+    assert "cannot route by header" in cli("set", *ts, "--header", "x=1").stderr
+    out = cli("set", *ts, "--mirror", "10")
+    assert out.exit_code == 2 and "gateway-api or istio" in out.stderr

@@ -4,15 +4,28 @@ on plain objects (the same shapes the API server returns)."""
 from __future__ import annotations
 
 import logging
+import re
 from typing import Any
 
 import pytest
 from kubernetes import client
 
-from gatekeeper.routing import Change, NotOwned, Router, RouteTarget, RoutingError, make_router
+from gatekeeper.routing import (
+    AboveMaxWeight,
+    Change,
+    Match,
+    MatchRouter,
+    MirrorRouter,
+    NotOwned,
+    Router,
+    RouteTarget,
+    RoutingError,
+    make_router,
+)
 from gatekeeper.routing.base import KINDS, check_weight, parse_kind
 from gatekeeper.routing.engine import KubeRouter
 from gatekeeper.routing.nginx import NginxRouter
+from gatekeeper.routing.nop import NopRouter
 
 
 def t(kind: str = "nop", **kw: str) -> RouteTarget:
@@ -156,3 +169,109 @@ def test_nginx_refuses_the_primary_ingress_and_scales_to_the_weight_total() -> N
     assert (
         router.desired(slots, 25)["/metadata/annotations/nginx.ingress.kubernetes.io~1canary-weight"] == "250"
     )
+
+
+# -- parity: A/B match, mirror, maxWeight, capabilities ---------------------------------------------------------
+def test_a_match_parses_name_value_texts_and_lowercases_header_names() -> None:
+    m = Match.parse(headers=["X-Canary=always", "x-tier: gold"], cookie="canary=always")
+    assert m.headers == (("x-canary", "always"), ("x-tier", "gold")) and m.cookie == ("canary", "always")
+    assert m == Match.parse(headers=["x-tier=gold", "x-canary=always"], cookie="canary=always")  # order-free
+    assert m.describe() == "x-canary=always and x-tier=gold and cookie canary=always"
+
+
+@pytest.mark.parametrize(
+    ("headers", "cookie", "needle"),
+    [
+        ([], None, "at least one"),
+        (["x-canary"], None, "NAME=VALUE"),
+        (["x canary=1"], None, "NAME=VALUE"),
+        (["x(canary)=1"], None, "not a valid HTTP header name"),
+        (["cookie=a"], None, "--cookie"),
+        (["x-a=1", "X-A=2"], None, "more than once"),
+        (["x-a=\x01"], None, "control character"),
+        ([], "canary=a;b", "cookie value"),
+        ([], "canary=a b", "cookie value"),
+        ([], "ca(nary=1", "cookie name"),
+    ],
+)
+def test_a_bad_match_names_what_is_wrong(headers: list[str], cookie: str | None, needle: str) -> None:
+    with pytest.raises(RoutingError, match=re.escape(needle)):
+        Match.parse(headers=headers, cookie=cookie)
+
+
+# Cookie header strings as RFC 6265 section 4.2.1 defines them: cookie-pairs joined by "; ".
+@pytest.mark.parametrize(
+    ("header", "hit"),
+    [
+        ("canary=a.b-1", True),
+        ("sid=1; canary=a.b-1", True),
+        ("canary=a.b-1; sid=1", True),
+        ("a=1;canary=a.b-1;b=2", True),
+        ("sid=1; canary=a.b-12", False),
+        ("sid=1; xcanary=a.b-1", False),
+        ("canary=aXb-1", False),  # the dot is literal, not "any character"
+        ("sid=1", False),
+    ],
+)
+def test_the_cookie_pattern_finds_the_cookie_anywhere_in_the_header(header: str, hit: bool) -> None:
+    pattern = Match(cookie=("canary", "a.b-1")).cookie_regex()
+    assert pattern is not None and bool(re.fullmatch(pattern, header)) is hit
+    assert Match.from_headers({}, {"cookie": pattern}) == Match(cookie=("canary", "a.b-1"))
+
+
+def test_the_router_protocol_stays_small_and_capabilities_are_separate() -> None:
+    methods = {n for n in vars(Router) if not n.startswith("_") and callable(getattr(Router, n))}
+    assert methods == {"read", "set_weight", "revert"}
+    api = client.ApiClient()
+    routers = {k: make_router(t(k), api) for k in KINDS}
+    assert {k for k, r in routers.items() if isinstance(r, MatchRouter)} == {
+        "gateway-api",
+        "istio",
+        "nginx",
+        "nop",
+    }
+    assert {k for k, r in routers.items() if isinstance(r, MirrorRouter)} == {"gateway-api", "istio", "nop"}
+
+
+def test_max_weight_caps_every_router_and_is_itself_checked() -> None:
+    router = make_router(t(), None, max_weight=25)
+    with pytest.raises(AboveMaxWeight, match="maxWeight 25"):
+        router.set_weight(30)
+    assert router.read().canary_weight == 0 and router.set_weight(25).written
+    for bad in (0, 101, -5, True, "50"):
+        with pytest.raises(RoutingError, match="maxWeight"):
+            make_router(t("smi"), client.ApiClient(), max_weight=bad)  # type: ignore[arg-type]
+
+
+def test_the_nop_router_keeps_a_shadow_and_an_ab_stage_and_reverts_them() -> None:
+    router = make_router(t(), None, fence=None)
+    assert isinstance(router, MatchRouter) and isinstance(router, MirrorRouter)
+    ab = Match((("x-canary", "always"),))
+    assert router.set_mirror(10).after.mirror_percent == 10
+    with pytest.raises(RoutingError, match="mirror first"):
+        router.set_weight(5)
+    router.set_mirror(0)
+    router.set_weight(5)
+    with pytest.raises(RoutingError, match="live traffic"):
+        router.set_mirror(10)
+    assert router.set_match(ab).after.match == ab
+    back = router.revert()
+    assert (back.after.canary_weight, back.after.match, back.after.mirror_percent) == (0, None, 0.0)
+
+
+def test_the_nop_revert_never_raises_the_canary() -> None:
+    router = make_router(t(), None)
+    assert isinstance(router, NopRouter)
+    lifted = NopRouter(t(), initial=40)
+    lifted.set_weight(10)
+    assert lifted.revert().after.canary_weight == 10  # the original 40 would raise it: stay at 10
+    assert router.revert().written is False
+
+
+def test_nginx_rounds_a_weight_down_so_the_canary_never_gets_more_than_asked() -> None:
+    router = make_router(t("nginx"), client.ApiClient())
+    assert isinstance(router, NginxRouter)
+    ann = {"nginx.ingress.kubernetes.io/canary-weight-total": "3"}
+    obj = {"metadata": {"annotations": ann}, "spec": {"defaultBackend": {"service": {"name": "c"}}}}
+    want = router.desired(router.slots(obj), 50)
+    assert want["/metadata/annotations/nginx.ingress.kubernetes.io~1canary-weight"] == "1"  # 33%, not 67%

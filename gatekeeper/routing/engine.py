@@ -315,12 +315,9 @@ class KubeRouter:
         """The name of the gate's ``k``-th A/B rule (a DNS subdomain, as Gateway API rule names must be)."""
         return f"gatekeeper-ab-{self.target.owner}" + (f"-{k + 1}" if k else "")
 
-    def _is_gate_rule(self, rule: Any) -> bool:
+    def _is_gate_rule(self, rule: Any, owner: str) -> bool:
         name = rule.get("name") if isinstance(rule, dict) else None
-        return bool(
-            isinstance(name, str)
-            and re.fullmatch(rf"gatekeeper-ab-{re.escape(self.target.owner)}(-\d+)?", name)
-        )
+        return bool(isinstance(name, str) and re.fullmatch(rf"gatekeeper-ab-{re.escape(owner)}(-\d+)?", name))
 
     def _rules(self, obj: dict[str, Any]) -> list[Any]:
         node: Any = obj
@@ -329,7 +326,9 @@ class KubeRouter:
         return node if isinstance(node, list) else []
 
     def _gate_indices(self, obj: dict[str, Any]) -> list[int]:
-        return [i for i, r in enumerate(self._rules(obj)) if self._is_gate_rule(r)]
+        """The gate's A/B rules: named after the resource's owner (a write checked it is ours; a read shows it)."""
+        owner = _annotations(obj).get(OWNER_ANNOTATION) or self.target.owner
+        return [i for i, r in enumerate(self._rules(obj)) if self._is_gate_rule(r, owner)]
 
     def _strip(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         """A copy without the gate's A/B rules, and the JSON patch ops that remove them (last first)."""

@@ -74,7 +74,7 @@ class RuleMatch(_Base):  # type: ignore[misc]
         if not gate:
             return None
         mine = self.match_headers(rules[gate[0]])
-        after = [r for r in rules[gate[0] + 1 :] if not self._is_gate_rule(r)]
+        after = [r for k, r in enumerate(rules) if k > gate[0] and k not in gate]
         theirs = self.match_headers(after[0]) if after else {}
         ours = {k: v for k, v in mine.items() if theirs.get(k) != v}
         exact = {k: v for k, (how, v) in ours.items() if how == "exact"}

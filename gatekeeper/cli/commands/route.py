@@ -2,17 +2,27 @@
 
     gatekeeper route show  httproute/web -n shop --canary web-canary --stable web
     gatekeeper route set   httproute/web -n shop --canary web-canary --stable web --owner web-gate --weight 10 --dry-run
+    gatekeeper route set   vs/web -n shop --host web --canary v2 --stable v1 --owner web-gate --weight 0 --mirror 20
+    gatekeeper route set   httproute/web ... --owner web-gate --header x-canary=always --cookie canary=always
+    gatekeeper route set   httproute/web ... --owner web-gate --no-match --mirror 0 --weight 20 --max-weight 50
     gatekeeper route revert httproute/web -n shop --canary web-canary --stable web --owner web-gate
 
 KIND is a router name (gateway-api, istio, smi, nginx, nop) or a kind alias (httproute, virtualservice/vs,
-trafficsplit/ts, ingress/ing). ``--dry-run`` asks the API server to validate the write without persisting it.
-Exit codes: 0 ok, 1 the change was refused or lost a race, 2 bad input (including a resource the gate does
-not own), 3 the cluster could not be reached.
+trafficsplit/ts, ingress/ing). ``--host`` (Istio) splits between two subsets of one host: ``--canary`` and
+``--stable`` then name the subsets. ``set`` takes any of ``--weight`` (capped by ``--max-weight``), an A/B
+match (``--header NAME=VALUE``, repeatable, and ``--cookie NAME=VALUE``; ``--no-match`` removes it) and
+``--mirror PERCENT`` (a shadow stage: the canary must have weight 0; ``--mirror 0`` removes it). They are
+written in an order that never raises exposure in between: mirror removal, weight, match, mirror. ``--json``
+prints one JSON object per write. ``--dry-run`` asks the API server to validate each write without persisting
+it. Exit codes: 0 ok, 1 the change was refused or lost a race, 2 bad input (including a resource the gate does
+not own, a weight above ``--max-weight`` and a capability the kind lacks), 3 the cluster could not be reached.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any
 
 import typer
@@ -21,6 +31,9 @@ from rich.table import Table
 
 from gatekeeper.routing import (
     Change,
+    Match,
+    MatchRouter,
+    MirrorRouter,
     NotOwned,
     RouteFailure,
     Router,
@@ -52,6 +65,12 @@ Kubeconfig = Annotated[
 ]
 Context = Annotated[str | None, typer.Option("--context", help="Kubeconfig context (default: current).")]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+Host = Annotated[
+    str | None,
+    typer.Option(
+        "--host", help="Istio: split between two subsets of this host (--canary/--stable name subsets)."
+    ),
+]
 
 
 def register(app: typer.Typer) -> None:
@@ -61,15 +80,16 @@ def register(app: typer.Typer) -> None:
 @route_app.command("show")
 def show(
     ref: Ref, canary: Canary, stable: Stable, namespace: Namespace = "default", owner: Owner = "-",
-    kubeconfig: Kubeconfig = None, context: Context = None, as_json: AsJson = False,
+    host: Host = None, kubeconfig: Kubeconfig = None, context: Context = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Show the current split (reading needs no ownership)."""
+    """Show the current split, A/B match and mirror (reading needs no ownership)."""
     router = _router(
         ref,
         namespace=namespace,
         canary=canary,
         stable=stable,
         owner=owner,
+        host=host,
         kubeconfig=kubeconfig,
         context=context,
     )
@@ -80,36 +100,85 @@ def show(
 @route_app.command("set")
 def set_(
     ref: Ref, canary: Canary, stable: Stable, owner: Owner,
-    weight: Annotated[int, typer.Option("--weight", help="Canary percent 0..100; stable gets the rest.")],
-    namespace: Namespace = "default", dry_run: DryRun = False,
+    weight: Annotated[
+        int | None, typer.Option("--weight", help="Canary percent 0..100; stable gets the rest.")
+    ] = None,
+    max_weight: Annotated[
+        float | None, typer.Option("--max-weight", help="Refuse a --weight above this (the gate's maxWeight).")
+    ] = None,
+    header: Annotated[
+        list[str] | None,
+        typer.Option("--header", help="A/B: send requests with header NAME=VALUE to the canary (repeatable)."),
+    ] = None,
+    cookie: Annotated[
+        str | None, typer.Option("--cookie", help="A/B: send requests with cookie NAME=VALUE to the canary.")
+    ] = None,
+    no_match: Annotated[bool, typer.Option("--no-match", help="Remove the gate's A/B match.")] = False,
+    mirror: Annotated[
+        float | None,
+        typer.Option("--mirror", help="Mirror PERCENT of requests to the canary (weight must be 0); 0 removes."),
+    ] = None,
+    namespace: Namespace = "default", host: Host = None, dry_run: DryRun = False,
     kubeconfig: Kubeconfig = None, context: Context = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Set the canary weight (saves the original split the first time)."""
+    """Set the canary weight, an A/B match and/or a mirror (saves the original split the first time)."""
+    wants_match = bool(header) or cookie is not None
+    if weight is None and mirror is None and not wants_match and not no_match:
+        raise _fail(2, "nothing to set: give --weight, --header/--cookie, --no-match or --mirror")
+    if wants_match and no_match:
+        raise _fail(2, "--no-match removes the A/B match; do not combine it with --header/--cookie")
+    try:
+        match = Match.parse(headers=header or (), cookie=cookie) if wants_match else None
+    except RoutingError as exc:
+        raise _fail(2, str(exc)) from None
     router = _router(
         ref,
         namespace=namespace,
         canary=canary,
         stable=stable,
         owner=owner,
+        host=host,
         kubeconfig=kubeconfig,
         context=context,
+        max_weight=max_weight,
     )
-    _print_change(_guard(lambda: router.set_weight(weight, dry_run=dry_run)), as_json=as_json)
+    kind = router.target.kind
+    if (wants_match or no_match) and not isinstance(router, MatchRouter):
+        raise _fail(
+            2, f"{kind} cannot route by header or cookie; use gateway-api, istio or nginx for A/B stages"
+        )
+    if mirror is not None and not isinstance(router, MirrorRouter):
+        raise _fail(2, f"{kind} cannot mirror traffic; use gateway-api or istio for a shadow stage")
+    matcher = router if isinstance(router, MatchRouter) else None
+    mirrorer = router if isinstance(router, MirrorRouter) else None
+    steps: list[Callable[[], Change]] = []  # in an order that never raises exposure in between
+    if mirrorer is not None and mirror == 0:
+        steps.append(partial(mirrorer.set_mirror, 0, dry_run=dry_run))
+    if weight is not None:
+        steps.append(partial(router.set_weight, weight, dry_run=dry_run))
+    if matcher is not None and (wants_match or no_match):
+        steps.append(partial(matcher.set_match, match, dry_run=dry_run))
+    if mirrorer is not None and mirror is not None and mirror != 0:
+        steps.append(partial(mirrorer.set_mirror, mirror, dry_run=dry_run))
+    for step in steps:
+        _print_change(_guard(step), as_json=as_json)
 
 
 @route_app.command("revert")
 def revert(
     ref: Ref, canary: Canary, stable: Stable, owner: Owner,
-    namespace: Namespace = "default", dry_run: DryRun = False,
+    namespace: Namespace = "default", host: Host = None, dry_run: DryRun = False,
     kubeconfig: Kubeconfig = None, context: Context = None, as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Restore the split saved before gatekeeper's first write."""
+    """Remove the gate's A/B match and mirror and restore the split saved before its first write
+    (never raising the canary's share: if the saved split had more canary traffic, the canary goes to 0)."""
     router = _router(
         ref,
         namespace=namespace,
         canary=canary,
         stable=stable,
         owner=owner,
+        host=host,
         kubeconfig=kubeconfig,
         context=context,
     )
@@ -129,14 +198,16 @@ def _router(
     canary: str,
     stable: str,
     owner: str,
+    host: str | None,
     kubeconfig: str | None,
     context: str | None,
+    max_weight: float | None = None,
 ) -> Router:
     kind_text, sep, name = ref.partition("/")
     try:
         if not sep or not name or "/" in name:
             raise RoutingError(f"resource {ref!r} must be KIND/NAME, for example httproute/web")
-        target = RouteTarget(parse_kind(kind_text), namespace, name, canary, stable, owner)
+        target = RouteTarget(parse_kind(kind_text), namespace, name, canary, stable, owner, host)
     except RoutingError as exc:
         raise _fail(2, str(exc)) from None
     api = None
@@ -149,7 +220,10 @@ def _router(
         except (ConfigException, OSError, TypeError) as exc:
             where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
             raise _fail(2, f"cannot load the kubeconfig ({where}): {exc}; pass --kubeconfig PATH") from None
-    return make_router(target, api)
+    try:
+        return make_router(target, api, max_weight=max_weight)
+    except RoutingError as exc:
+        raise _fail(2, str(exc)) from None
 
 
 def _guard(call: Any) -> Any:
@@ -182,6 +256,8 @@ def _print_split(target: RouteTarget, split: Split, *, as_json: bool) -> None:
     table.add_row(target.stable + " (stable)", str(split.stable_weight), f"{100 - split.canary_percent:.1f}%")
     Console().print(table)
     Console().print(
+        f"A/B match: {split.match.describe() if split.match else '(none)'}   "
+        f"mirror: {f'{split.mirror_percent:g}% to the canary' if split.mirror_percent else '(none)'}\n"
         f"owner: {split.owner or '(none)'}   original saved: {'yes' if split.has_original else 'no'}   "
         f"resourceVersion: {split.resource_version}",
         highlight=False,
@@ -194,12 +270,14 @@ def _print_change(change: Change, *, as_json: bool) -> None:
         return
     t = change.target
     table = Table(title=f"{change.action} {t.describe()}{' [dry run]' if change.dry_run else ''}")
-    for col in ("", "canary", "stable", "canary share", "resourceVersion"):
+    for col in ("", "canary", "stable", "canary share", "A/B match", "mirror", "resourceVersion"):
         table.add_column(col)
     for label, s in (("before", change.before), ("after", change.after)):
         table.add_row(
-            label, str(s.canary_weight), str(s.stable_weight), f"{s.canary_percent:.1f}%", s.resource_version
-        )
+            label, str(s.canary_weight), str(s.stable_weight), f"{s.canary_percent:.1f}%",
+            s.match.describe() if s.match else "-", f"{s.mirror_percent:g}%" if s.mirror_percent else "-",
+            s.resource_version,
+        )  # fmt: skip
     Console().print(table)
     verdict = "written" if change.written else "nothing to change"
     if change.written and change.dry_run:
