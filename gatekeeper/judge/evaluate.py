@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 from concurrent.futures import ThreadPoolExecutor
 
 from gatekeeper.judge.aggregate import Judgement, aggregate
@@ -31,6 +32,9 @@ def evaluate_gate(
 ) -> Judgement:
     if not 0 <= stage < len(gate.stages):
         raise ValueError(f"stage {stage} does not exist: the gate has stages 0..{len(gate.stages) - 1}")
+    if gate.mode in ("kayenta", "keptn"):  # score-based modes for teams migrating from those tools
+        mode = importlib.import_module(f"gatekeeper.judge.{gate.mode}")
+        return mode.evaluate_mode(gate, metrics=metrics, window=window, stage=stage, stage_started=stage_started)
     alphas = signal_alphas(gate)
     st = gate.stages[stage]
     metrics = MemoSource(metrics)  # signals share queries; each distinct one runs once per evaluation
