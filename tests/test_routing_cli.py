@@ -139,8 +139,9 @@ def test_a_shadow_stage_then_a_capped_weight_from_the_command_line(
     assert live.exit_code == 0, live.output
     assert [json.loads(line)["action"] for line in live.stdout.splitlines()] == ["mirror", "set"]
     assert raw_weights("gateway-api", Kube(kube_admin, "gateway-api", kube_namespace).get()) == (20, 80)
+    # weight first, then the match, then the mirror: each step is allowed
     again = cli("set", *ref, "--owner", GATE, "--weight", "0", "--mirror", "5", "--header", "x=1")
-    assert again.exit_code == 0, again.output  # weight first, then the match, then the mirror: each step is allowed
+    assert again.exit_code == 0, again.output
 
 
 @pytest.mark.parametrize(

@@ -20,6 +20,8 @@ and what to write (``desired``). Everything else is here, once:
 * idempotence: no write when everything already is what is asked;
 * verification: read back after writing (a dry run checks the server's answer instead);
 * logging: every write, dry runs included, with before/after on the ``gatekeeper.routing`` logger.
+
+``patches.py`` holds the slot/plan data and the JSON patch diff, ``access.py`` the API-server calls.
 """
 
 from __future__ import annotations
@@ -29,14 +31,14 @@ import json
 import logging
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
+from gatekeeper.routing.access import KubeAccess
 from gatekeeper.routing.base import (
     APIS,
     ORIGINAL_ANNOTATION,
     OWNER_ANNOTATION,
-    Api,
     Change,
     Conflict,
     NotAccepted,
@@ -49,6 +51,7 @@ from gatekeeper.routing.base import (
     check_weight,
 )
 from gatekeeper.routing.match import Match
+from gatekeeper.routing.patches import ABSENT, Plan, Slot, canonical, diff, pointer
 
 __all__ = ["ABSENT", "KubeRouter", "Plan", "Slot", "canonical", "diff", "pointer"]
 
@@ -57,42 +60,7 @@ log = logging.getLogger("gatekeeper.routing")
 Action = Literal["set", "revert", "match", "mirror"]
 
 
-class _Absent:
-    def __repr__(self) -> str:
-        return "ABSENT"
-
-
-ABSENT: Any = _Absent()
-
-
-@dataclass(frozen=True)
-class Slot:
-    """One JSON value gatekeeper owns: its JSON pointer, its role and its current value (or ABSENT)."""
-
-    path: str
-    role: str  # canary | stable | flag | total | mirror | mirror-percent | a kind's own (nginx match keys)
-    value: Any
-
-
-@dataclass(frozen=True)
-class Plan:
-    """One write: the JSON patch ``ops`` and what reading back must show (slot values, gate rules)."""
-
-    ops: list[dict[str, Any]]
-    want: dict[str, Any] = field(default_factory=dict)
-    rules: list[dict[str, Any]] | None = None  # the gate's A/B rules after the write; None: not checked
-
-
-def pointer(*parts: str | int) -> str:
-    """A JSON pointer (RFC 6901) from path parts."""
-    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
-
-
-def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-class KubeRouter:
+class KubeRouter(KubeAccess):
     """Shared mechanics; subclasses set ``kind`` and implement ``slots`` (and the hooks below if special)."""
 
     kind: ClassVar[str]
@@ -393,77 +361,6 @@ class KubeRouter:
             ) from exc
         return view
 
-    def _get(self) -> dict[str, Any]:
-        """GET the resource; the first time, at the first version of the table the server serves."""
-        from kubernetes.client.exceptions import ApiException
-
-        api, t = APIS[self.kind], self.target
-        versions = (self._version,) if self._version else api.versions
-        for version in versions:
-            try:
-                obj: dict[str, Any] = self._api.get_namespaced_custom_object(
-                    api.group, version, t.namespace, api.plural, t.name
-                )
-            except ApiException as exc:
-                if exc.status == 404 and not _names_object(exc) and self._version is None:
-                    continue  # this version is not served: try the next
-                if exc.status == 404:
-                    self._version = version
-                raise self._refused(exc, "read") from exc
-            self._version = version
-            return obj
-        raise RoutingError(
-            f"the cluster serves none of {api.group}/{{{','.join(api.versions)}}} {api.plural}; "
-            f"install the {api.kind} CRD or pick the routing kind the cluster has"
-        )
-
-    def _list(self, api: Api) -> list[dict[str, Any]]:
-        """Every object of ``api`` in the target's namespace (first served version of its table)."""
-        from kubernetes.client.exceptions import ApiException
-
-        known = self._versions.get(api.plural)
-        for version in (known,) if known else api.versions:
-            try:
-                out = self._api.list_namespaced_custom_object(
-                    api.group, version, self.target.namespace, api.plural
-                )
-            except ApiException as exc:
-                if exc.status == 404 and known is None:
-                    continue
-                raise self._refused(exc, f"list {api.plural}") from exc
-            self._versions[api.plural] = version
-            return list(out.get("items") or [])
-        raise RoutingError(
-            f"the cluster serves none of {api.group}/{{{','.join(api.versions)}}} {api.plural}, which "
-            f"{self.target.describe()} needs; install the {api.kind} CRD"
-        )
-
-    def _patch(self, ops: list[dict[str, Any]], *, dry_run: bool) -> dict[str, Any]:
-        api, t = APIS[self.kind], self.target
-        kw: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
-        out: dict[str, Any] = self._api.patch_namespaced_custom_object(
-            api.group, self._version or api.versions[0], t.namespace, api.plural, t.name, ops,
-            _content_type="application/json-patch+json", field_manager="gatekeeper", **kw,
-        )  # fmt: skip
-        return out
-
-    def _moved(self, rv: str) -> bool:
-        """After a 422: did the resource change since we read it (a lost race, not a bad write)?"""
-        try:
-            return bool(self._get()["metadata"]["resourceVersion"] != rv)
-        except (RoutingError, NotAccepted):
-            return False
-
-    def _refused(self, exc: Any, action: str) -> Exception:
-        t, msg = self.target, _message(exc)
-        if exc.status == 404:
-            return RoutingError(f"{t.describe()} not found ({msg}); check the namespace and name")
-        if exc.status in (401, 403):
-            return NotAccepted(
-                f"{t.describe()}: {action} forbidden ({msg}); grant the Role rules of gatekeeper/routing/rbac.py"
-            )
-        return NotAccepted(f"{t.describe()}: the API server refused the {action}: {exc.status} {msg}")
-
 
 def _annotations(obj: dict[str, Any]) -> dict[str, str]:
     return obj.get("metadata", {}).get("annotations") or {}
@@ -476,37 +373,3 @@ def _share(weights: tuple[int, int]) -> float:
 
 def _m(match: Match | None) -> str:
     return "none" if match is None else match.describe()
-
-
-def diff(slots: Sequence[Slot], want: dict[str, Any]) -> list[dict[str, Any]]:
-    """JSON patch ops turning the slots' values into ``want`` (ABSENT in ``want`` removes), with tests first."""
-    ops: list[dict[str, Any]] = []
-    for s in slots:
-        if s.path not in want or want[s.path] == s.value:
-            continue
-        new = want[s.path]
-        if s.value is not ABSENT:
-            ops.append({"op": "test", "path": s.path, "value": s.value})
-            ops.append(
-                {"op": "remove", "path": s.path}
-                if new is ABSENT
-                else {"op": "replace", "path": s.path, "value": new}
-            )
-        elif new is not ABSENT:
-            ops.append({"op": "add", "path": s.path, "value": new})
-    return ops
-
-
-def _message(exc: Any) -> str:
-    try:
-        return str(json.loads(exc.body).get("message", exc.reason))
-    except (ValueError, TypeError, AttributeError):
-        return str(getattr(exc, "reason", exc))
-
-
-def _names_object(exc: Any) -> bool:
-    """A 404 about a missing object names it in ``details``; one about an unserved resource type does not."""
-    try:
-        return bool(json.loads(exc.body).get("details", {}).get("name"))
-    except (ValueError, TypeError, AttributeError):
-        return False
