@@ -5,7 +5,7 @@ Role rules, anything else -> ``NotAccepted`` with the server's message)."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 from gatekeeper.routing.base import APIS, Api, NotAccepted, RouteTarget, RoutingError
 
@@ -16,7 +16,7 @@ class KubeAccess:
     """The API-server calls of one router; ``target``/``kind``/``_api`` are set by the subclass."""
 
     target: RouteTarget
-    kind: str
+    kind: ClassVar[str]
     _api: Any
     _version: str | None
     _versions: dict[str, str]

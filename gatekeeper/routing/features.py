@@ -67,7 +67,8 @@ class RuleMatch(_Base):  # type: ignore[misc]
             ]
             return Plan(self._with_original(obj, ops), {}, [r for _, r in want])
 
-        return self._write("match", plan, dry_run=dry_run, check=match is not None)
+        change: Change = self._write("match", plan, dry_run=dry_run, check=match is not None)
+        return change
 
     def match_of(self, obj: dict[str, Any]) -> Match | None:
         rules, gate = self._rules(obj), self._gate_indices(obj)
@@ -123,7 +124,8 @@ class Mirroring(_Base):  # type: ignore[misc]
                 want = self._mirror_restored(obj, slots)
             return Plan(self._with_original(obj, diff(slots, want)), want)
 
-        return self._write("mirror", plan, dry_run=dry_run, check=p > 0)
+        change: Change = self._write("mirror", plan, dry_run=dry_run, check=p > 0)
+        return change
 
     def _mirror_restored(self, obj: dict[str, Any], slots: Sequence[Slot]) -> dict[str, Any]:
         """The mirror slots back at their saved values (nothing saved: gatekeeper set no mirror)."""
