@@ -158,8 +158,9 @@ def test_revert_after_a_shadow_an_ab_and_a_weighted_stage_restores_the_bytes(
 
 
 @pytest.mark.parametrize("kind", ["gateway-api", "istio"])
-def test_a_match_lost_to_a_concurrent_writer_is_retried_and_keeps_their_change(
-    kube_admin: Any, kube_namespace: str, kind: str
+@pytest.mark.parametrize("write", ["match", "mirror"])
+def test_a_match_or_mirror_lost_to_a_concurrent_writer_is_retried_and_keeps_their_change(
+    kube_admin: Any, kube_namespace: str, kind: str, write: str
 ) -> None:
     kube = Kube(kube_admin, kind, kube_namespace)
     kube.create(sample(kind))
@@ -170,10 +171,13 @@ def test_a_match_lost_to_a_concurrent_writer_is_retried_and_keeps_their_change(
         if len(calls) == 1:
             kube.patch([{"op": "add", "path": "/metadata/labels/rival", "value": "x"}])
 
-    change = router(kind, kube.ns, api=kube_admin, fence=rival).set_match(AB)
+    r = router(kind, kube.ns, api=kube_admin, fence=rival)
+    change = r.set_match(AB) if write == "match" else r.set_mirror(30)
     after = kube.get()
     assert change.attempts == 2 and after["metadata"]["labels"] == {"app": "web", "rival": "x"}
-    assert change.after.match == AB
+    assert (change.after.match, change.after.mirror_percent) == (
+        (AB, 0.0) if write == "match" else (None, 30.0)
+    )
 
 
 @pytest.mark.parametrize("kind", ["gateway-api", "istio", "nginx"])
