@@ -190,3 +190,54 @@ def test_a_regression_after_the_rollback_window_closed_halts_without_revert(
     ]
     halted = [e for e in gate_events(kube_admin, ns, "web") if e.reason == "Halted"]
     assert len(halted) == 1 and halted[0].type == "Warning" and "team-checkout" in halted[0].message
+
+
+def test_prometheus_down_holds_and_never_advances(
+    crd, kube_admin, kube_namespace, fresh_prometheus, load_scenario
+):  # type: ignore[no-untyped-def]
+    """Two gates lose Prometheus mid-rollout: one with a long outage budget holds; one whose budget runs out
+    takes its stage policy (onDeadline: hold) and pauses for a human. Neither advances, neither reverts."""
+    ns = kube_namespace
+    sc = load_scenario(
+        canary=ArmProfile(**BUSY), baseline=ArmProfile(**BUSY), seed=14, target=fresh_prometheus
+    )
+    for name in ("long", "short"):
+        httproute(kube_admin, ns, name=name, owner=name)
+    recorders = {name: RouteRecorder(kube_admin, ns, name) for name in ("long", "short")}
+    slow = [
+        dict(s, minDuration="1m" if i == 0 else "5m", onDeadline="hold") for i, s in enumerate(FIVE_STAGES)
+    ]
+    create_gate(kube_admin, ns, gate_body("long", service=sc.service, stages=slow, route="long",
+                                          outageBudget="1h", consecutiveErrorLimit=1000))  # fmt: skip
+    create_gate(kube_admin, ns, gate_body("short", service=sc.service, stages=slow, route="short",
+                                          outageBudget="2m", consecutiveErrorLimit=1000))  # fmt: skip
+    origin = sc.end_ms / 1000 - 20 * 60
+    with controller_in_process(kube_admin, namespace=ns, origin=origin, prometheus_url=fresh_prometheus.url):
+        for name in ("long", "short"):
+            wait_for(
+                f"{name} at stage 1",
+                lambda n=name: gate_status(kube_admin, ns, n).get("stage") == 1,
+                timeout=60,
+            )
+        fresh_prometheus.stop()
+        seen = {name: len(r.values()) for name, r in recorders.items()}
+        weights = {name: canary_weight(read_route(kube_admin, ns, name)) for name in recorders}
+        wait_for(
+            "8 failed looks",
+            lambda: gate_status(kube_admin, ns, "long").get("consecutiveErrors", 0) >= 8,
+            timeout=60,
+        )
+        short = wait_for("the budget to run out", phase_is(kube_admin, ns, "short", "Paused"), timeout=60)
+        long = gate_status(kube_admin, ns, "long")
+    for r in recorders.values():
+        r.stop()
+    for name in recorders:
+        assert recorders[name].values()[seen[name] :] == [], "routing changed during the outage"
+        assert canary_weight(read_route(kube_admin, ns, name)) == weights[name]
+    assert long["phase"] == "Progressing" and long["verdict"] == "error"
+    assert "cannot reach Prometheus" in long["reason"]
+    assert (long["stage"], long["weight"]) == (1, weights["long"]) == (1, 5)
+    assert (short["stage"], short["weight"]) == (1, weights["short"]) == (1, 5)
+    assert "outage budget" in short["reason"] and "held for a human" in short["reason"]
+    held = [e for e in gate_events(kube_admin, ns, "short") if e.reason == "Held"]
+    assert len(held) == 1 and held[0].type == "Warning"

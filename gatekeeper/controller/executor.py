@@ -53,6 +53,8 @@ POINTS = (
     "after-intent-write",
     "after-route-write",
     "after-result-write",
+    "before-status-write",  # a status write without a routing change (a hold, a request)
+    "after-status-write",
 )
 
 
@@ -165,12 +167,12 @@ class Executor:
         writes = 0
         resumed = bool(routes) and state.intent is not None and state.intent == routes[0].intent
         if not resumed and self._should_write(state, nxt, actions, now):
-            self.hooks.reached("before-intent-write")
-            obj = self.gates.write_status(
-                obj, nxt
-            )  # StaleObject here: nothing done yet, the caller recomputes
+            edge = "intent-write" if routes else "status-write"
+            self.hooks.reached(f"before-{edge}")
+            # a StaleObject here means nothing was done yet: the caller re-reads and decides again
+            obj = self.gates.write_status(obj, nxt)
             writes += 1
-            self.hooks.reached("after-intent-write")
+            self.hooks.reached(f"after-{edge}")
         done: list[str] = []
         for r in routes:
             try:
