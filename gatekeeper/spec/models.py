@@ -117,8 +117,37 @@ class Authority(SpecModel):
         return self
 
 
+class Cookie(SpecModel):
+    name: str
+    value: str
+
+
+class StageMatch(SpecModel):
+    """A/B stage: requests matching all of these go to the canary (Flagger `analysis.match`)."""
+
+    headers: dict[str, str] = Field(
+        default_factory=dict, description="Exact header values; names lower-cased."
+    )
+    cookie: Cookie | None = None
+
+    @field_validator("headers")
+    @classmethod
+    def _lower(cls, v: dict[str, str]) -> dict[str, str]:
+        return {k.lower(): val for k, val in v.items()}
+
+    @model_validator(mode="after")
+    def _something(self) -> StageMatch:
+        if not self.headers and self.cookie is None:
+            raise ValueError("a match needs 'headers', 'cookie' or both")
+        return self
+
+
 class Stage(SpecModel):
-    weight: float = Field(gt=0, le=100, description="Canary traffic percentage during the stage.")
+    weight: float = Field(ge=0, le=100, description="Canary traffic percentage during the stage.")
+    match: StageMatch | None = None
+    mirror: float | None = Field(
+        default=None, gt=0, le=100, description="Shadow stage: mirror this percent of requests to the canary."
+    )
     min_duration: Duration = Field(default=60.0, description="No verdict advances before this.")
     max_duration: Duration | None = Field(default=None, description="Deadline; then `onDeadline` acts.")
     min_samples: int = Field(default=100, ge=0, description="Canary requests needed before a pass.")
@@ -131,6 +160,12 @@ class Stage(SpecModel):
 
     @model_validator(mode="after")
     def _durations(self) -> Stage:
+        if self.weight == 0 and self.match is None and self.mirror is None:
+            raise ValueError("weight 0 is only for a shadow ('mirror') or A/B ('match') stage")
+        if self.mirror is not None and self.weight > 0:
+            raise ValueError("a mirror stage takes no live traffic: set 'weight: 0'")
+        if self.mirror is not None and round(self.mirror * 100) != self.mirror * 100:
+            raise ValueError("'mirror' is a percent in steps of 0.01")
         if self.max_duration is not None and self.max_duration < self.min_duration:
             raise ValueError("'maxDuration' is shorter than 'minDuration'")
         return self
@@ -180,6 +215,10 @@ class RoutingRef(SpecModel):
     namespace: str | None = Field(default=None, description="Default: the Gate's own namespace.")
     canary_backend: str
     stable_backend: str
+    host: str | None = Field(
+        default=None,
+        description="Istio: split between two subsets of this host; the backends name DestinationRule subsets.",
+    )
 
 
 class GateSpec(SpecModel):
@@ -263,6 +302,8 @@ class GateSpec(SpecModel):
             raise ValueError(f"signal names must be unique; repeated: {', '.join(dup)}")
         if not self.stages:
             raise ValueError("no stages: give 'stages' or a non-empty 'stepWeights'")
+        if self.max_weight is not None and any(s.weight > self.max_weight for s in self.stages):
+            raise ValueError(f"a stage weight is above maxWeight ({self.max_weight:g})")
         weights = [s.weight for s in self.stages]
         if weights != sorted(weights):
             raise ValueError(f"stage weights must not decrease: {weights}")
