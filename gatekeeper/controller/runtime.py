@@ -112,6 +112,7 @@ class Controller:
         self._watcher: Watcher | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop = asyncio.Event()
+        self._stop_requested = False
         self._inflight: set[asyncio.Future[Any]] = set()
         self.latencies: deque[float] = deque(maxlen=200_000)  # real seconds from a look's due time to its end
         self.looks = 0
@@ -120,13 +121,16 @@ class Controller:
 
     # -- lifecycle ------------------------------------------------------------------------------------------
     def stop(self) -> None:
-        """Ask for a graceful stop (thread-safe)."""
+        """Ask for a graceful stop (thread-safe; before ``run`` starts too)."""
+        self._stop_requested = True
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._stop.set)
 
     async def run(self) -> int:
         """Campaign, lead, stop. Returns 0 after a graceful stop, 1 when leadership was lost (``exit_on_lost``)."""
         self._loop = asyncio.get_running_loop()
+        if self._stop_requested:
+            self._stop.set()
         s = self.settings
         if s.health_port is not None:
             self.health = HealthServer(
@@ -303,7 +307,9 @@ class Controller:
             target = RouteTarget("nop", ref.namespace, gate.name, "canary", "stable", gate.name)
             router: Router = NopRouter(target, fence=self._confirm)
         else:
-            target = RouteTarget(r.kind, r.namespace, r.name, r.canary_backend, r.stable_backend, gate.name)
+            target = RouteTarget(
+                r.kind, r.namespace or ref.namespace, r.name, r.canary_backend, r.stable_backend, gate.name
+            )
             router = make_router(target, self.api, fence=self._confirm)
         if slot is not None:
             slot.router, slot.router_key = router, key
