@@ -28,6 +28,11 @@ class Judgement:
     def failing(self) -> tuple[SignalOutcome, ...]:
         return tuple(s for s in self.signals if s.verdict == Verdict.FAIL and not s.dry_run)
 
+    @property
+    def minimums_met(self) -> bool:
+        """Every voting signal that counts samples has its stage minimum (duration and samples) behind it."""
+        return all(s.evidence.get("minimums_met", True) for s in self.signals if not s.dry_run)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "gate": self.gate,

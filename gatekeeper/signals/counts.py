@@ -53,6 +53,10 @@ def count_outcome(
     """Judge one count signal. `signal` is any spec signal (name, direction, tolerance, critical, test…)."""
 
     def out(verdict: Verdict, reason: str, effect: Effect | None = None, **evidence: Any) -> SignalOutcome:
+        if canary is not None:  # smoke stages may advance on an inconclusive look once these are met
+            evidence["minimums_met"] = bool(
+                canary.total_exposure >= ctx.stage.min_samples and ctx.stage_elapsed >= ctx.stage.min_duration
+            )
         return SignalOutcome(
             name=signal.name,
             kind=signal.kind,

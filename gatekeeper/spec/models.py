@@ -153,6 +153,11 @@ class Stage(SpecModel):
     min_samples: int = Field(default=100, ge=0, description="Canary requests needed before a pass.")
     rollback_window: RollbackWindow = Field(default_factory=RollbackWindow)
     authority: Authority = Field(default_factory=Authority)
+    require_pass: bool = Field(
+        default=True,
+        description="false: a smoke stage. Advance after the minimum duration and samples unless a signal fails "
+        "or evidence is missing; small exposure cannot prove health, only catch gross harm.",
+    )
     on_deadline: Literal["hold", "rollback", "advance-if-pass"] = Field(
         default="rollback",
         description="What an undecided stage does at max duration. Never advances without a pass.",
