@@ -1,13 +1,10 @@
-"""`gatekeeper demo`: a throwaway real Prometheus, a canary scenario with known truth, the example gate."""
+"""`gatekeeper demo`: three gated rollouts of a synthetic shop on real components, narrated live."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import typer
-
-from gatekeeper.cli.render import judgement_table, out, sanitize
 
 
 def register(app: typer.Typer) -> None:
@@ -15,31 +12,29 @@ def register(app: typer.Typer) -> None:
 
 
 def demo(
-    seed: int = typer.Option(7, help="Seed of the synthetic traffic."),
+    speed: float = typer.Option(
+        20.0, min=1.0, help="Shop time runs this many times faster than the wall clock."
+    ),
+    keep: bool = typer.Option(
+        False, "--keep", help="Leave the dashboard up after the rollouts (Ctrl-C stops)."
+    ),
+    out: Path = typer.Option(None, "--out", help="Directory for the HTML reports (default: a temp dir)."),
+    only: list[str] = typer.Option([], "--only", help="Run only these rollouts: healthy, leaky, subtle."),
 ) -> None:
-    """Start a throwaway Prometheus, load a healthy and a bad canary, and evaluate gates/http-canary.yaml."""
-    from gatekeeper.ops.evaluate import run_evaluation
-    from gatekeeper.signals import Window
-    from gatekeeper.sim.prometheus import PrometheusServer
-    from gatekeeper.sim.remote_write import RemoteWriteClient
-    from gatekeeper.sim.scenario import ArmProfile, canary_scenario
-    from gatekeeper.spec import load_gate
+    """A healthy canary promoted 1% → 100%, a leaky one reverted at 1%, a subtle one halted past its
+    rollback window: real Prometheus, real OTLP traces, a real kube-apiserver and the controller."""
+    from gatekeeper.cli.demo import ROLLOUTS, run_demo
+    from gatekeeper.cli.render import fail
+    from gatekeeper.cli.render import out as console
 
-    gate_path = Path(__file__).resolve().parents[3] / "gates" / "http-canary.yaml"
-    with PrometheusServer() as prom:
-        out.print(f"[bold]demo[/]: Prometheus {prom.url} (pid {prom.pid}); loading 30 minutes of traffic")
-        end_ms = int(time.time() * 1000) // 15_000 * 15_000
-        cases = {
-            "healthy": ArmProfile(requests_per_second=100, error_ratio=0.01),
-            "leaky": ArmProfile(requests_per_second=100, error_ratio=0.02),
-        }
-        for name, canary in cases.items():
-            scenario = canary_scenario(service=name, end_ms=end_ms, canary=canary, seed=seed,
-                                       baseline=ArmProfile(requests_per_second=100, error_ratio=0.01))
-            RemoteWriteClient(prom.remote_write_url).write(scenario.series)
-        for name in cases:
-            gate = load_gate(gate_path, args={"service": name})
-            window = Window(start=end_ms / 1000 - 1800, end=end_ms / 1000, step=60)
-            judgement = run_evaluation(gate, window=window, prometheus=prom.url)
-            out.rule(f"canary '{name}'")
-            judgement_table(sanitize(judgement.to_dict()))
+    chosen = tuple(r for r in ROLLOUTS if not only or r.name in only)
+    unknown = set(only) - {r.name for r in ROLLOUTS}
+    if unknown:
+        fail(f"--only: unknown rollout(s) {', '.join(sorted(unknown))}; choose from healthy, leaky, subtle")
+    try:
+        outcomes = run_demo(console=console, speed=speed, keep=keep, out=out, rollouts=chosen)
+    except KeyboardInterrupt:
+        console.print("[yellow]interrupted: everything the demo started has been stopped[/]")
+        raise typer.Exit(130) from None
+    ok = all(o.phase == o.rollout.expect for o in outcomes)
+    raise typer.Exit(0 if ok else 1)
