@@ -55,9 +55,20 @@ def status(phase: Phase = Phase.PROGRESSING, stage: int = 0, *, started: float =
     return GateStatus(phase=phase, stage=stage, weight=weight, stage_started_at=started, **kw)
 
 
-def look(verdict: Verdict = Verdict.PASS, *, critical: bool = False, side_effects: dict | None = None):  # type: ignore[no-untyped-def]
+def look(  # type: ignore[no-untyped-def]
+    verdict: Verdict = Verdict.PASS,
+    *,
+    critical: bool = False,
+    side_effects: dict | None = None,
+    minimums_met: bool = True,
+):
     outcome = SignalOutcome(
-        name="error-rate", kind="ratio", verdict=verdict, reason=f"error-rate is {verdict}", critical=critical
+        name="error-rate",
+        kind="ratio",
+        verdict=verdict,
+        reason=f"error-rate is {verdict}",
+        critical=critical,
+        evidence={"minimums_met": minimums_met},
     )
     return aggregate(
         [outcome], gate="g", window={"start": 0, "end": 60, "step": 60}, side_effects=side_effects
@@ -359,6 +370,56 @@ CASES: dict[str, tuple[GateStatus, Any, float, Policy, Phase, int, list, list]] 
         [("set", 25)],
         ["Advanced"],
     ),
+    "a smoke stage advances on an inconclusive look once its minimums are met": (
+        status(stage=0),
+        look(IN),
+        400,
+        policy(requirePass=False, minDuration=300),
+        PROG,
+        1,
+        [("set", 5)],
+        ["Advanced"],
+    ),
+    "a smoke stage holds an inconclusive look before its minimum duration": (
+        status(stage=0),
+        look(IN),
+        200,
+        policy(requirePass=False, minDuration=300),
+        PROG,
+        0,
+        [],
+        [],
+    ),
+    "a smoke stage holds while the canary lacks its minimum samples": (
+        status(stage=0),
+        look(IN, minimums_met=False),
+        400,
+        policy(requirePass=False, minDuration=300),
+        PROG,
+        0,
+        [],
+        [],
+    ),
+    "a smoke stage never advances on missing evidence": (
+        status(stage=0),
+        look(N),
+        400,
+        policy(requirePass=False, minDuration=300),
+        PROG,
+        0,
+        [],
+        [],
+    ),
+    "a stage that requires a pass holds an inconclusive look": (
+        status(stage=0),
+        look(IN),
+        400,
+        policy(minDuration=300),
+        PROG,
+        0,
+        [],
+        [],
+    ),
     "no data within the outage budget holds": (
         status(stage=1),
         look(N),
@@ -369,25 +430,25 @@ CASES: dict[str, tuple[GateStatus, Any, float, Policy, Phase, int, list, list]] 
         [],
         [],
     ),
-    "no data past the outage budget takes the stage's rollback": (
+    "no data past the outage budget holds for a human and never reverts": (
         status(stage=1, nodata_since=T0 + 10),
         look(N),
         400,
         policy(budget=300),
-        Phase.ROLLED_BACK,
+        PAUSED,
         1,
-        [("revert", 0)],
-        ["RolledBack"],
+        [],
+        ["Held"],
     ),
-    "no data past the outage budget after the window closed halts": (
+    "no data past the outage budget after the window closed holds for a human, no halt": (
         status(stage=1, nodata_since=T0 + 10, window_closed=True),
         look(N),
         400,
         policy(budget=300),
-        HALTED,
+        PAUSED,
         1,
         [],
-        ["Halted"],
+        ["Held"],
     ),
     "no data past the outage budget with onDeadline hold pauses": (
         status(stage=1, nodata_since=T0 + 10),
@@ -419,15 +480,15 @@ CASES: dict[str, tuple[GateStatus, Any, float, Policy, Phase, int, list, list]] 
         [],
         [],
     ),
-    "errors beyond the consecutive limit take the stage's deadline action": (
+    "errors beyond the consecutive limit hold for a human and never revert": (
         status(stage=1, consecutive_errors=4),
         look(E),
         90,
         policy(errors=4),
-        Phase.ROLLED_BACK,
+        PAUSED,
         1,
-        [("revert", 0)],
-        ["RolledBack"],
+        [],
+        ["Held"],
     ),
     "a limit of zero acts on the first error": (
         status(stage=1),

@@ -13,6 +13,7 @@ import threading
 
 from gatekeeper.judge import Judgement, aggregate, evaluate_gate
 from gatekeeper.signals import Window
+from gatekeeper.sources.base import TraceSource
 from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
@@ -44,8 +45,11 @@ def stage_window(*, now: float, stage_started: float, step: float) -> Window:
 class Looker:
     """Judges gates; one Prometheus client per (thread, endpoint), so concurrent looks never share a session."""
 
-    def __init__(self, *, prometheus_url: str | None = None, max_signal_workers: int = 4) -> None:
+    def __init__(
+        self, *, prometheus_url: str | None = None, max_signal_workers: int = 4, traces: TraceSource | None = None
+    ) -> None:
         self.prometheus_url = prometheus_url
+        self.traces = traces  # the OTLP intake's store, for trace-invariant signals
         self.max_signal_workers = max_signal_workers
         self._local = threading.local()
 
@@ -71,6 +75,7 @@ class Looker:
                 stage=stage,
                 stage_started=started,
                 max_workers=self.max_signal_workers,
+                traces=self.traces,
             )
         except Exception as e:  # a bug or an unforeseen answer: visible, never a pass
             log.exception("gate %s: evaluation failed", gate.name)

@@ -25,7 +25,7 @@ Rules (see shared/design/RELIABILITY.md for the peer bugs behind them):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 from gatekeeper.controller.record import (
@@ -152,6 +152,8 @@ def transition(state: GateStatus, judgement: Judgement | None, now: float, polic
     if verdict == Verdict.PASS:
         return _on_pass(s, judgement, now, policy)
     if verdict == Verdict.INCONCLUSIVE:
+        if _smoke_done(s, judgement, now, policy):
+            return _on_pass(s, judgement, now, policy, smoke=True)
         return _on_undecided(s, judgement, now, policy, prev=state)
     return _on_missing(s, judgement, now, policy, prev=state)
 
@@ -159,9 +161,9 @@ def transition(state: GateStatus, judgement: Judgement | None, now: float, polic
 def _start(state: GateStatus, now: float, policy: Policy) -> Step:
     to = policy.stage(0).weight
     s = state.model_copy(
-        update={"phase": Phase.PROGRESSING, "stage": 0, "reason": f"starting stage 0 at {to:g}%"}
+        update={"phase": Phase.PROGRESSING, "stage": 0, "reason": f"starting stage 1 at {to:g}%"}
     )
-    return _move(s, now, action="start", to=to, announce=Announce("Started", f"stage 0: canary to {to:g}%"))
+    return _move(s, now, action="start", to=to, announce=Announce("Started", f"stage 1: canary to {to:g}%"))
 
 
 def _observe(state: GateStatus, j: Judgement, now: float, policy: Policy) -> GateStatus:
@@ -249,7 +251,17 @@ def _protect(s: GateStatus, now: float, j: Judgement | None, policy: Policy, *, 
     return _done(s, now, action="halt", judgement=j, actions=(ann,))
 
 
-def _on_pass(s: GateStatus, j: Judgement, now: float, policy: Policy) -> Step:
+def _smoke_done(s: GateStatus, j: Judgement, now: float, policy: Policy) -> bool:
+    """A smoke stage (`requirePass: false`) advances on an inconclusive look once its minimum duration and
+    samples are behind it: no harm was found at an exposure too small to prove health."""
+    stage = policy.stage(s.stage)
+    elapsed = now - (s.stage_started_at or now)
+    return not stage.require_pass and j.minimums_met and elapsed >= stage.min_duration
+
+
+def _on_pass(s: GateStatus, j: Judgement, now: float, policy: Policy, *, smoke: bool = False) -> Step:
+    if smoke:
+        j = replace(j, reason=f"smoke stage, no harm found ({j.reason})")
     stage = policy.stage(s.stage)
     left = stage.min_duration - (now - (s.stage_started_at or now))
     if left > 0:  # the judge already waits for the minimum; this guards the rule here too
@@ -300,12 +312,37 @@ def _on_missing(s: GateStatus, j: Judgement, now: float, policy: Policy, *, prev
         cause = (
             f"no usable evidence for {now - since:.0f}s (outage budget {policy.outage_budget:g}s): {j.reason}"
         )
-        return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
+        return _outage(s, now, j, policy, cause=cause, crossed=crossed)
     if j.verdict == Verdict.ERROR and s.consecutive_errors > policy.consecutive_error_limit:
         crossed = prev.consecutive_errors <= policy.consecutive_error_limit
         cause = f"{s.consecutive_errors} errors in a row (limit {policy.consecutive_error_limit}): {j.reason}"
-        return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
+        return _outage(s, now, j, policy, cause=cause, crossed=crossed)
     return _on_undecided(s, j, now, policy, prev=prev)
+
+
+def _outage(s: GateStatus, now: float, j: Judgement, policy: Policy, *, cause: str, crossed: bool) -> Step:
+    """Missing evidence past its budget never advances and never reverts by itself (an outage of the
+    monitoring is not evidence against the canary: Flagger #1163, Argo #1466). It holds for a human and pages
+    the owners; `advance-if-pass` keeps waiting for a pass. A failure while held still reverts or halts."""
+    if policy.stage(s.stage).on_deadline == "advance-if-pass":
+        return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
+    owners = ", ".join(policy.owners) or "no owners listed"
+    esc = {
+        **s.escalation,
+        "reason": cause,
+        "owners": list(policy.owners),
+        "runbook": policy.runbook,
+        "at": now,
+    }
+    s = s.model_copy(
+        update={
+            "phase": Phase.PAUSED,
+            "reason": f"held for a human: {cause}; resume or abort",
+            "escalation": esc,
+        }
+    )
+    ann = Announce("Held", f"{s.reason}. Paging {owners}", "critical")
+    return _done(s, now, action="hold", judgement=j, actions=(ann,))
 
 
 def _deadline(s: GateStatus, now: float, j: Judgement, policy: Policy, *, cause: str, crossed: bool) -> Step:

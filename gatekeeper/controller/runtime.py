@@ -39,6 +39,7 @@ from gatekeeper.controller.machine import TERMINAL
 from gatekeeper.controller.notify import Notifier, WebhookNotifier
 from gatekeeper.routing import Router, RouteTarget, make_router
 from gatekeeper.routing.nop import NopRouter
+from gatekeeper.sources.base import TraceSource
 from gatekeeper.spec import GateSpec, SpecError
 from gatekeeper.spec.status import Phase
 
@@ -86,6 +87,7 @@ class Controller:
         hooks: CrashPoints | None = None,
         notifier: Notifier | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        traces: TraceSource | None = None,
     ) -> None:
         self.api, self.settings = api_client, settings
         self.clock = clock or SystemClock()
@@ -96,7 +98,7 @@ class Controller:
         fence = self.leader.fence if settings.leader_election else (lambda: None)
         self._confirm = self.leader.confirm if settings.leader_election else (lambda: None)
         self.gates = GateClient(api_client, field_manager=f"gatekeeper@{settings.identity}", fence=fence)
-        self.looker = Looker(prometheus_url=settings.prometheus_url)
+        self.looker = Looker(prometheus_url=settings.prometheus_url, traces=traces)
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="gate")
         self._notify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notify")
         self.executor = Executor(
