@@ -10,16 +10,17 @@ from __future__ import annotations
 import logging
 import math
 import threading
+from collections.abc import Callable
 
 from gatekeeper.judge import Judgement, aggregate, evaluate_gate
 from gatekeeper.signals import Window
-from gatekeeper.sources.base import TraceSource
+from gatekeeper.sources.base import MetricsSource, TraceSource
 from gatekeeper.sources.prometheus import PrometheusSource
-from gatekeeper.spec.models import GateSpec
+from gatekeeper.spec.models import GateSpec, PrometheusSettings
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.status import GateStatus
 
-__all__ = ["Looker", "stage_window", "warm_up"]
+__all__ = ["Looker", "SourceFactory", "prometheus_source", "stage_window", "warm_up"]
 
 log = logging.getLogger("gatekeeper.controller")
 
@@ -42,31 +43,46 @@ def stage_window(*, now: float, stage_started: float, step: float) -> Window:
     return Window(start=start, end=end, step=step)
 
 
+SourceFactory = Callable[[PrometheusSettings, str], MetricsSource]
+
+
+def prometheus_source(settings: PrometheusSettings, url: str) -> MetricsSource:
+    """The production metrics source: one Prometheus-compatible endpoint with the gate's timeout and retries."""
+    return PrometheusSource(url, timeout=settings.timeout, retries=settings.retries, headers=settings.headers)
+
+
 class Looker:
     """Judges gates; one Prometheus client per (thread, endpoint), so concurrent looks never share a session."""
 
     def __init__(
-        self, *, prometheus_url: str | None = None, max_signal_workers: int = 4, traces: TraceSource | None = None
+        self,
+        *,
+        prometheus_url: str | None = None,
+        max_signal_workers: int = 4,
+        traces: TraceSource | None = None,
+        source_factory: SourceFactory | None = None,
     ) -> None:
         self.prometheus_url = prometheus_url
         self.traces = traces  # the OTLP intake's store, for trace-invariant signals
         self.max_signal_workers = max_signal_workers
+        self._factory = source_factory or prometheus_source
         self._local = threading.local()
 
-    def source(self, gate: GateSpec) -> PrometheusSource:
+    def source(self, gate: GateSpec) -> MetricsSource:
         p = gate.source.prometheus
         url = self.prometheus_url or p.url
         key = (url, p.timeout, p.retries, tuple(sorted(p.headers.items())))
-        cache: dict[tuple[object, ...], PrometheusSource] = self._local.__dict__.setdefault("sources", {})
+        cache: dict[tuple[object, ...], MetricsSource] = self._local.__dict__.setdefault("sources", {})
         if key not in cache:
-            cache[key] = PrometheusSource(url, timeout=p.timeout, retries=p.retries, headers=p.headers)
+            cache[key] = self._factory(p, url)
         return cache[key]
 
     def look(self, gate: GateSpec, state: GateStatus, *, now: float) -> Judgement:
         """The judgement for the gate's current stage; an unexpected failure is an ERROR look, never a pass."""
         stage = min(state.stage, len(gate.stages) - 1)
         started = state.stage_started_at if state.stage_started_at is not None else now
-        window = stage_window(now=now, stage_started=started, step=gate.source.prometheus.step)
+        p = gate.source.prometheus
+        window = stage_window(now=now - p.delay, stage_started=started, step=p.step)
         try:
             return evaluate_gate(
                 gate,

@@ -54,7 +54,8 @@ def resolve_window(
         t0, t1 = parse_time(start), parse_time(end)
     else:
         length = parse_duration(window or "10m")
-        t1 = math.floor(now / step_s) * step_s  # align to the step so repeated runs query the same grid
+        # end a little in the past so late scrapes have landed; align to the step so reruns query one grid
+        t1 = math.floor((now - gate.source.prometheus.delay) / step_s) * step_s
         t0 = t1 - length
     if t1 <= t0:
         raise ValueError("the window ends before it starts: --end must be after --start")

@@ -35,8 +35,8 @@ def evaluate(
         if not ex_seen:
             arms[arm] = None
             continue
-        if signal.kind == "drift":  # leaked = placed - recorded, per step, never negative
-            ev = np.maximum(ex - ev, 0.0) if ev_seen else np.full_like(ex, np.nan)
+        if signal.kind == "drift":
+            ev = _leaks(placed=ex, recorded=ev) if ev_seen else np.full_like(ex, np.nan)
             if not ev_seen:
                 return _nodata(
                     signal,
@@ -73,3 +73,14 @@ def _nodata(signal, queries: dict[str, str], reason: str) -> SignalOutcome:  # t
         critical=signal.critical,
         dry_run=signal.dry_run,
     )
+
+
+def _leaks(*, placed: np.ndarray, recorded: np.ndarray) -> np.ndarray:
+    """New leaks per step: growth of the running maximum of the backlog (placed minus recorded, cumulative).
+
+    A system of record that lags and then catches up (recorded > placed in a later step) is not a leak; a
+    backlog that never clears counts once, when it first appears; clamping each step to >= 0 instead would
+    count every lag as a leak.
+    """
+    backlog = np.maximum(np.cumsum(placed - recorded), 0.0)
+    return np.diff(np.maximum.accumulate(backlog), prepend=0.0)

@@ -35,6 +35,12 @@ class PrometheusSettings(SpecModel):
     max_staleness: Duration = Field(
         default=120.0, gt=0, description="An arm whose newest sample is older than this is a gap, not a pass."
     )
+    delay: Duration = Field(
+        default=30.0,
+        ge=0,
+        description="Live looks judge windows ending this long before now, so late scrapes and remote-write "
+        "lag have landed (two counters read mid-ingestion would disagree).",
+    )
 
     @field_validator("url")
     @classmethod
