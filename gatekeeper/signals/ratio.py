@@ -7,7 +7,7 @@ import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
-from gatekeeper.signals.fetch import grid, increments, staleness_gap
+from gatekeeper.signals.fetch import grid, increments, newest_sample, staleness_gap
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import DriftSignal, DuplicateSignal, RatioSignal, RetrySignal
 
@@ -51,6 +51,8 @@ def evaluate(
     queries.update(fresh_q)
     if gap and arms["canary"] is not None and arms["baseline"] is not None:
         return _nodata(signal, queries, gap)
+    cutoff = _complete_until(ctx, (events_sel, exposure_sel))
+    arms = {arm: _until(a, cutoff) for arm, a in arms.items()}
     extra = {"notes": notes} if notes else None
     return count_outcome(
         signal=signal,
@@ -84,3 +86,18 @@ def _leaks(*, placed: np.ndarray, recorded: np.ndarray) -> np.ndarray:
     """
     backlog = np.maximum(np.cumsum(placed - recorded), 0.0)
     return np.diff(np.maximum.accumulate(backlog), prepend=0.0)
+
+
+def _complete_until(ctx: EvalContext, selectors: tuple[str, ...]) -> float | None:
+    """The newest instant every input series has reached: steps after it are still being ingested, and two
+    counters read mid-ingestion disagree (a storefront counter ahead of its system of record is not a leak)."""
+    newest = [newest_sample(ctx, sel, arm)[1] for sel in selectors for arm in ("canary", "baseline")]
+    known = [t for t in newest if t is not None]
+    return min(known) if known else None
+
+
+def _until(arm: ArmCounts | None, cutoff: float | None) -> ArmCounts | None:
+    if arm is None or cutoff is None:
+        return arm
+    keep = arm.timestamps <= cutoff + 1e-6
+    return ArmCounts(timestamps=arm.timestamps[keep], events=arm.events[keep], exposure=arm.exposure[keep])
