@@ -85,7 +85,15 @@ def parse_gate(obj: dict[str, Any]) -> GateSpec:
     if not isinstance(spec, dict):
         raise SpecError([SpecIssue("spec", "the Gate has no spec mapping", "add a spec (see gates/)")])
     raw = {**spec, "name": obj["metadata"]["name"]}
-    gate = load_gate_text(json.dumps(raw), source=f"gate {GateRef.of(obj)}")
+    text = json.dumps(raw)
+    gate: GateSpec | None = None
+    if "${" not in text:  # fast path: nothing to substitute, and a CR has no YAML lines to report
+        try:
+            gate = GateSpec.model_validate(raw)
+        except ValidationError:
+            gate = None  # the loader below explains every problem, with the fix
+    if gate is None:
+        gate = load_gate_text(text, source=f"gate {GateRef.of(obj)}")
     routing = spec.get("routing")
     if gate.routing is not None and isinstance(routing, dict) and "namespace" not in routing:
         # a Gate's routing resource lives in the Gate's namespace unless it says otherwise

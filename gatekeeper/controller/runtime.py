@@ -34,7 +34,7 @@ from gatekeeper.controller.kube import (
     status_of,
 )
 from gatekeeper.controller.leader import Leader, LeaseSettings, NotLeader
-from gatekeeper.controller.looks import Looker, warm_up
+from gatekeeper.controller.looks import Looker, SourceFactory, warm_up
 from gatekeeper.controller.machine import TERMINAL
 from gatekeeper.controller.notify import Notifier, WebhookNotifier
 from gatekeeper.routing import Router, RouteTarget, make_router
@@ -56,7 +56,7 @@ class Settings:
     prometheus_url: str | None = None  # overrides each gate's source URL
     lease: LeaseSettings = field(default_factory=LeaseSettings)
     leader_election: bool = True
-    workers: int = 16
+    workers: int = 8
     resync: float = 300.0
     heartbeat: float = 60.0  # gate seconds between status writes of an unchanged hold
     health_host: str = "127.0.0.1"
@@ -88,8 +88,10 @@ class Controller:
         notifier: Notifier | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         traces: TraceSource | None = None,
+        source_factory: SourceFactory | None = None,
     ) -> None:
         self.api, self.settings = api_client, settings
+        _size_pool(api_client, settings.workers + 8)
         self.clock = clock or SystemClock()
         self._mono = monotonic
         self.leader = Leader(
@@ -98,7 +100,9 @@ class Controller:
         fence = self.leader.fence if settings.leader_election else (lambda: None)
         self._confirm = self.leader.confirm if settings.leader_election else (lambda: None)
         self.gates = GateClient(api_client, field_manager=f"gatekeeper@{settings.identity}", fence=fence)
-        self.looker = Looker(prometheus_url=settings.prometheus_url, traces=traces)
+        self.looker = Looker(
+            prometheus_url=settings.prometheus_url, traces=traces, source_factory=source_factory
+        )
         self._pool = ThreadPoolExecutor(max_workers=settings.workers, thread_name_prefix="gate")
         self._notify_pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="notify")
         self.executor = Executor(
@@ -335,6 +339,18 @@ class Controller:
         leading = self.leader.leading or not self.settings.leader_election
         synced = self._watcher is not None and self._watcher.synced.is_set()
         return (not leading or synced), {"leading": leading, "gates": len(self._slots), "synced": synced}
+
+
+def _size_pool(api_client: Any, size: int) -> None:
+    """Give the API client a connection pool as large as the writers using it: urllib3 discards connections
+    beyond its pool size (default 10), so each extra worker would pay a new TLS handshake per request."""
+    cfg = getattr(api_client, "configuration", None)
+    if cfg is None or (cfg.connection_pool_maxsize or 0) >= size:
+        return
+    from kubernetes.client.rest import RESTClientObject
+
+    cfg.connection_pool_maxsize = size
+    api_client.rest_client = RESTClientObject(cfg)
 
 
 def _older(a: dict[str, Any], b: dict[str, Any]) -> bool:
