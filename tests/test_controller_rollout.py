@@ -241,3 +241,26 @@ def test_prometheus_down_holds_and_never_advances(
     assert "outage budget" in short["reason"] and "held for a human" in short["reason"]
     held = [e for e in gate_events(kube_admin, ns, "short") if e.reason == "Held"]
     assert len(held) == 1 and held[0].type == "Warning"
+
+
+def test_a_revert_never_raises_exposure_above_the_stage_even_if_the_saved_split_had_more(
+    crd, kube_admin, kube_namespace, prometheus, load_scenario
+):  # type: ignore[no-untyped-def]
+    """The route had 10% canary before the gate took it over; the gate starts at 1%, the canary fails: the
+    revert goes to 0%, not back to the saved 10% (Argo Rollouts #4612: a rollback that raised exposure)."""
+    ns = kube_namespace
+    sc = load_scenario(
+        canary=ArmProfile(requests_per_second=500, error_ratio=0.05), baseline=ArmProfile(**BUSY), seed=15
+    )
+    httproute(kube_admin, ns, canary=10)
+    recorder = RouteRecorder(kube_admin, ns)
+    create_gate(kube_admin, ns, gate_body("web", service=sc.service))
+    with controller_in_process(
+        kube_admin, namespace=ns, origin=sc.end_ms / 1000 - 20 * 60, prometheus_url=prometheus.url
+    ):
+        status = wait_for(
+            "the revert", phase_is(kube_admin, ns, "web", "RolledBack", "Promoted", "Halted"), timeout=60
+        )
+    recorder.stop()
+    assert status["phase"] == "RolledBack", status["reason"]
+    assert recorder.values() == [1, 0] and status["weight"] == 0
