@@ -107,8 +107,7 @@ class Demo:
     def run(self) -> list[Outcome]:
         with self.stack:
             self._start_stack()
-            for rollout in self.rollouts:
-                self.outcomes.append(self._run_rollout(rollout))
+            self._run_all()
             self._summary()
             if self.keep:
                 self.console.print(
@@ -217,25 +216,44 @@ class Demo:
         self.stack.callback(stop)
         self.say(f"controller running in-process, gate clock at {self.speed:g}x wall time")
 
-    # -- one rollout ----------------------------------------------------------------------------------------
-    def _run_rollout(self, r: Rollout) -> Outcome:
+    # -- the rollouts, all at once on one controller ------------------------------------------------------
+    def _run_all(self) -> None:
+        live = [self._launch(r) for r in self.rollouts]
+        self._warm(seconds=60)
+        for lr in live:
+            self._create_gate(lr.rollout, lr.names)
+            lr.started = self.now()
+        try:
+            self._narrate(live)
+        finally:
+            for lr in live:
+                lr.stop.set()
+            for lr in live:
+                lr.thread.join(timeout=30)
+                with contextlib.suppress(Exception):
+                    lr.shop.close()
+        for lr in live:
+            lr.outcome.sim_seconds = lr.outcome.sim_seconds or self.now() - lr.started
+            lr.outcome.report = self._report(lr.rollout, lr.names)
+            self.outcomes.append(lr.outcome)
+
+    def _launch(self, r: Rollout) -> _Live:
         from gatekeeper.sim.remote_write import RemoteWriteClient
         from gatekeeper.sim.shop import Behavior, Shop, ShopNames, SimClock, Traffic, otlp_exporter_factory
 
-        self.console.rule(f"[bold]rollout '{r.name}'[/]: {r.title}")
         names = ShopNames.prefixed(f"{r.name}-")
         self._route(r.name)
         baseline = Behavior(**CLEAN)
-        canary = baseline.with_faults(**r.faults)
         weight = _RouteWeight(self.api, r.name)
+        traffic = Traffic(requests_per_second=self.rps, checkout_share=0.6, diurnal_amplitude=0.2)
         start = self.now() // 5 * 5
         shop = Shop(
             start=start,
             seed=r.seed,
             clock=SimClock(start, speed=self.speed),
-            traffic=Traffic(requests_per_second=self.rps, checkout_share=0.6, diurnal_amplitude=0.2),
+            traffic=traffic,
             baseline=baseline,
-            canary=canary,
+            canary=baseline.with_faults(**r.faults),
             weight_fn=weight,
             names=names,
             metrics=RemoteWriteClient(self.prom.remote_write_url),
@@ -243,38 +261,26 @@ class Demo:
             tick=1.0,
             scrape_interval=5.0,
             push_interval=5.0,
-            trace_sample_rate={"baseline": 0.1, "canary": 1.0},
+            trace_sample_rate=_TraceBudget(traffic, weight),
+            versions=_versions(r.name),
         )
-        stop = threading.Event()
-        failure: list[BaseException] = []
+        lr = _Live(rollout=r, names=names, shop=shop, outcome=Outcome(rollout=r))
 
         def drive() -> None:
             try:
-                while not stop.is_set():
+                while not lr.stop.is_set():
                     shop.step()
             except BaseException as e:  # surfaced by the narrator
-                failure.append(e)
+                lr.failure.append(e)
 
-        driver = threading.Thread(target=drive, name=f"shop-{r.name}", daemon=True)
-        driver.start()
-        self._warm(r.name, seconds=90)
-        self._create_gate(r, names)
-        outcome = Outcome(rollout=r)
-        t0 = self.now()
-        try:
-            self._narrate(r, outcome, failure)
-        finally:
-            stop.set()
-            driver.join(timeout=30)
-            with contextlib.suppress(Exception):
-                shop.close()
-        outcome.sim_seconds = self.now() - t0
-        outcome.report = self._report(r, names)
-        return outcome
+        lr.thread = threading.Thread(target=drive, name=f"shop-{r.name}", daemon=True)
+        lr.thread.start()
+        self.say(f"[bold]{r.name}[/]: {r.title}")
+        return lr
 
-    def _warm(self, name: str, *, seconds: float) -> None:
-        """Let the baseline serve a while so the gate has something to compare with from the first look."""
-        self.say(f"shop '{name}' serving; baseline warming up for {seconds:g}s of shop time")
+    def _warm(self, *, seconds: float) -> None:
+        """Let the baselines serve a while so the gates have something to compare with from the first look."""
+        self.say(f"shops serving; baselines warming up for {seconds:g}s of shop time")
         time.sleep(seconds / self.speed)
 
     def _route(self, name: str) -> None:
@@ -317,6 +323,8 @@ class Demo:
             {"name": "orders", "value": names.orders},
             {"name": "job", "value": names.job},
         ]
+        v = _versions(r.name)
+        spec["source"]["traces"].update(canaryValue=v["canary"], baselineValue=v["baseline"])
         spec["routing"] = {
             "kind": "gateway-api",
             "name": r.name,
@@ -334,32 +342,36 @@ class Demo:
         )
         self.say(f"Gate {NAMESPACE}/{r.name} created: stages 1% → 5% → 25% → 50% → 100%")
 
-    def _narrate(self, r: Rollout, outcome: Outcome, failure: list[BaseException]) -> None:
+    def _narrate(self, live: list[_Live]) -> None:
         from gatekeeper.controller.machine import TERMINAL
 
-        seen = 0
-        last_phase = ""
-        deadline = time.monotonic() + 40 * 60 / self.speed + 60
-        while time.monotonic() < deadline:
-            if failure:
-                raise RuntimeError(f"the shop stopped: {failure[0]}") from failure[0]
-            status = _gate(self.api, r.name).get("status") or {}
-            history = status.get("history") or []
-            for entry in history[seen:]:
-                self._tell(entry)
-            seen = len(history)
-            phase = status.get("phase", "")
-            if phase != last_phase and phase:
-                last_phase = phase
-            if phase in {p.value for p in TERMINAL} or phase == "Halted":
-                outcome.phase, outcome.reason, outcome.status = phase, status.get("reason", ""), status
-                self._ending(r, status)
-                return
+        done = {p.value for p in TERMINAL} | {"Halted"}
+        deadline = time.monotonic() + 45 * 60 / self.speed + 60
+        while time.monotonic() < deadline and any(not lr.outcome.phase for lr in live):
+            for lr in live:
+                if lr.outcome.phase:
+                    continue
+                if lr.failure:
+                    raise RuntimeError(f"shop '{lr.rollout.name}' stopped: {lr.failure[0]}") from lr.failure[
+                        0
+                    ]
+                status = _gate(self.api, lr.rollout.name).get("status") or {}
+                history = status.get("history") or []
+                for entry in history[lr.seen :]:
+                    self._tell(lr.rollout.name, entry)
+                lr.seen = len(history)
+                if status.get("phase", "") in done:
+                    lr.outcome.phase, lr.outcome.reason = status["phase"], status.get("reason", "")
+                    lr.outcome.status, lr.outcome.sim_seconds = status, self.now() - lr.started
+                    lr.stop.set()  # this shop's story is told: free the CPU for the others
+                    self._ending(lr.rollout, status)
             time.sleep(0.25)
-        outcome.phase, outcome.reason = "Timeout", "the rollout did not finish in time"
-        self.console.print(f"[bold red]rollout '{r.name}' did not finish in time[/]")
+        for lr in live:
+            if not lr.outcome.phase:
+                lr.outcome.phase, lr.outcome.reason = "Timeout", "the rollout did not finish in time"
+                self.console.print(f"[bold red]rollout '{lr.rollout.name}' did not finish in time[/]")
 
-    def _tell(self, e: dict[str, Any]) -> None:
+    def _tell(self, name: str, e: dict[str, Any]) -> None:
         from gatekeeper.cli.render import verdict_text
 
         action = e.get("action") or ""
@@ -377,7 +389,7 @@ class Demo:
             "start": "cyan",
         }.get(action, "yellow")
         head = f"[{colour}]{action or 'look'}[/]" if action else "look"
-        self.say(f"{head} {where} {label} {reason}")
+        self.say(f"[bold]{name}[/] {head} {where} {label} {reason}")
 
     def _ending(self, r: Rollout, s: dict[str, Any]) -> None:
         route = _route_weights(self.api, r.name)
@@ -404,6 +416,11 @@ class Demo:
             gate = load_gate(
                 DEMO_GATE, args={"storefront": names.storefront, "orders": names.orders, "job": names.job}
             )
+            v = _versions(r.name)
+            traces = gate.source.traces.model_copy(  # type: ignore[union-attr]
+                update={"canary_value": v["canary"], "baseline_value": v["baseline"]}
+            )
+            gate = gate.model_copy(update={"source": gate.source.model_copy(update={"traces": traces})})
             status = _gate(self.api, r.name).get("status") or {}
             stage = min(int(status.get("stage", 0)), len(gate.stages) - 1)
             end = self.now() // 30 * 30
@@ -435,6 +452,40 @@ class Demo:
                 highlight=False,
             )
         c.print(f"dashboard: {self.dashboard_url} (up while the demo runs; --keep to leave it up)")
+
+
+@dataclass
+class _Live:
+    rollout: Rollout
+    names: Any
+    shop: Any
+    outcome: Outcome
+    stop: threading.Event = field(default_factory=threading.Event)
+    failure: list[BaseException] = field(default_factory=list)
+    thread: threading.Thread | None = None
+    started: float = 0.0
+    seen: int = 0
+
+
+class _TraceBudget:
+    """Head sampling with a budget: at most ~`per_second` traced checkouts per version and shop second, so
+    span export keeps up at any canary weight (the SDK emits a few thousand spans per second here)."""
+
+    def __init__(
+        self, traffic: Any, weight: Callable[[], float], *, canary: float = 12.0, baseline: float = 12.0
+    ):
+        self.traffic, self.weight, self.budget = traffic, weight, {"canary": canary, "baseline": baseline}
+
+    def __call__(self, track: str) -> float:
+        share = self.weight() / 100.0
+        share = share if track == "canary" else 1.0 - share
+        checkouts = self.traffic.requests_per_second * self.traffic.checkout_share * max(share, 1e-9)
+        return min(1.0, self.budget[track] / checkouts)
+
+
+def _versions(name: str) -> dict[str, str]:
+    """`service.version` per track: each rollout ships its own release, so one intake tells them apart."""
+    return {"baseline": f"{name}-v1", "canary": f"{name}-v2"}
 
 
 class _RouteWeight:

@@ -79,6 +79,11 @@ def count_outcome(
         return out(
             Verdict.NODATA, f"no baseline {exposure_unit} in the window: nothing to compare the canary with"
         )
+    if ctx.stage_elapsed <= 0:
+        return out(
+            Verdict.INCONCLUSIVE,
+            "waiting for the stage's first evidence (looks trail now by the settle delay)",
+        )
     if ctx.stage_elapsed < signal.initial_delay:
         return out(Verdict.INCONCLUSIVE, f"in initial delay ({signal.initial_delay:g}s) of the stage")
 

@@ -13,7 +13,7 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     speed: float = typer.Option(
-        20.0, min=1.0, help="Shop time runs this many times faster than the wall clock."
+        10.0, min=1.0, help="Shop time runs this many times faster than the wall clock."
     ),
     keep: bool = typer.Option(
         False, "--keep", help="Leave the dashboard up after the rollouts (Ctrl-C stops)."

@@ -59,7 +59,11 @@ def _load_lenient(path: str, given: dict[str, str]):  # type: ignore[no-untyped-
         declared = [a for a in (raw.get("spec", raw).get("args") or []) if isinstance(a, dict)]
     except Exception:
         declared = []
-    fill = {a["name"]: f"ARG_{a['name']}" for a in declared if a.get("value") is None and isinstance(a.get("name"), str)}
+    fill = {
+        a["name"]: f"ARG_{a['name']}"
+        for a in declared
+        if a.get("value") is None and isinstance(a.get("name"), str)
+    }
     fill = {k: v for k, v in fill.items() if k not in given}
     return load_gate(path, args={**fill, **given})
 

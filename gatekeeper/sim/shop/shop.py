@@ -65,21 +65,26 @@ class Shop:
         push_interval: float = 300.0,
         span_queue: int = 65_536,
         span_backpressure: bool = True,
-        trace_sample_rate: float | dict[str, float] = 1.0,
+        trace_sample_rate: float | dict[str, float] | Callable[[str], float] = 1.0,
+        versions: dict[str, str] | None = None,
     ) -> None:
         if not tick > 0 or not scrape_interval >= tick or not push_interval >= scrape_interval:
             raise ValueError("need 0 < tick <= scrape_interval <= push_interval")
-        # head sampling per version: a canary at 1% is traced fully while the busy baseline is sampled
-        rates = (
-            trace_sample_rate
-            if isinstance(trace_sample_rate, dict)
-            else dict.fromkeys(TRACKS, trace_sample_rate)
-        )
-        if set(rates) != set(TRACKS) or not all(0 <= r <= 1 for r in rates.values()):
-            raise ValueError(
-                f"trace_sample_rate must be in [0, 1] (or one per track), got {trace_sample_rate!r}"
+        # head sampling per version (a canary at 1% traced fully while the busy baseline is sampled), or a
+        # function of the version read at every tick (e.g. a budget of traced checkouts per second)
+        if callable(trace_sample_rate):
+            self.trace_sample_rate: Callable[[str], float] = trace_sample_rate
+        else:
+            rates = (
+                trace_sample_rate
+                if isinstance(trace_sample_rate, dict)
+                else dict.fromkeys(TRACKS, trace_sample_rate)
             )
-        self.trace_sample_rate = rates
+            if set(rates) != set(TRACKS) or not all(0 <= r <= 1 for r in rates.values()):
+                raise ValueError(
+                    f"trace_sample_rate must be in [0, 1] (or one per track), got {trace_sample_rate!r}"
+                )
+            self.trace_sample_rate = rates.__getitem__
         self.clock = clock or SimClock(start)
         if self.clock.now() != start:
             self.clock.set(start)
@@ -102,6 +107,7 @@ class Shop:
                 seed=seed,
                 queue_size=span_queue,
                 backpressure=span_backpressure,
+                versions=versions,
             )
             if span_exporter is not None
             else None
@@ -269,8 +275,8 @@ class Shop:
         truth.duplicates += n_dup
         truth.retries += n_retries
         truth.webhooks += n_webhooks
-        traced = (
-            rng.random(k) < self.trace_sample_rate[track]
+        traced = rng.random(k) < self.trace_sample_rate(
+            track
         )  # head sampling, drawn even when nothing is traced
         if self._tracer is None or b.dark_spans(t):
             self._checkout_seq += k

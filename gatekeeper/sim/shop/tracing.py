@@ -78,7 +78,9 @@ class ShopTracer:
         queue_size: int = 65_536,
         backpressure: bool = True,
         schedule_delay_ms: float = 100.0,
+        versions: dict[str, str] | None = None,
     ) -> None:
+        versions = versions or {track: track for track in TRACKS}  # the `service.version` value per track
         self._providers: list[TracerProvider] = []
         self._tracers: dict[tuple[str, str], trace.Tracer] = {}
         self._since_flush = 0
@@ -92,7 +94,7 @@ class ShopTracer:
                     resource=Resource(
                         {
                             "service.name": service,
-                            "service.version": track,
+                            "service.version": versions[track],
                             "deployment.environment.name": "sim",
                         }
                     ),
