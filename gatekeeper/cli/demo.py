@@ -55,8 +55,8 @@ ROLLOUTS = (
     ),
     Rollout(
         "subtle",
-        "a subtle regression: 0.6% of orders never reach the order system",
-        {"drift_rate": 0.006},
+        "a subtle regression: 0.4% of orders never reach the order system",
+        {"drift_rate": 0.004},
         "Halted",
         seed=13,
     ),
@@ -146,6 +146,7 @@ class Demo:
         self.stack.callback(cluster.stop)
         cluster.install_crds()
         self.api = cluster.api_client()
+        self.kubeconfig = cluster.kubeconfig
         self._install_gate_crd()
         self._namespace()
         self.say(
@@ -218,70 +219,45 @@ class Demo:
 
     # -- the rollouts, all at once on one controller ------------------------------------------------------
     def _run_all(self) -> None:
-        live = [self._launch(r) for r in self.rollouts]
-        self._warm(seconds=60)
+        import multiprocessing as mp
+
+        for r in self.rollouts:
+            self._route(r.name)
+        # The shops run in a process of their own: generating traffic and spans is CPU-bound Python, and in
+        # this process it would starve the controller and the intake of the GIL.
+        ctx = mp.get_context("spawn")
+        stops = {r.name: ctx.Event() for r in self.rollouts}
+        failures = ctx.Queue()
+        config = {
+            "kubeconfig": str(self.kubeconfig),
+            "remote_write": self.prom.remote_write_url,
+            "otlp": self.otlp_url,
+            "speed": self.speed,
+            "rps": self.rps,
+            "origin": self.origin,
+            "anchor": self.anchor,
+            "rollouts": [(r.name, r.faults, r.seed) for r in self.rollouts],
+        }
+        proc = ctx.Process(target=shops_main, args=(config, stops, failures), name="gatekeeper-demo-shops")
+        proc.start()
+        self.stack.callback(_stop_process, proc, stops)
+        self.say(f"shops serving in process {proc.pid}; baselines warming up")
+        for r in self.rollouts:
+            self.say(f"[bold]{r.name}[/]: {r.title}")
+        live = [
+            _Live(rollout=r, names=_names(r.name), stop=stops[r.name], outcome=Outcome(rollout=r))
+            for r in self.rollouts
+        ]
+        time.sleep(60 / self.speed)
         for lr in live:
             self._create_gate(lr.rollout, lr.names)
             lr.started = self.now()
-        try:
-            self._narrate(live)
-        finally:
-            for lr in live:
-                lr.stop.set()
-            for lr in live:
-                lr.thread.join(timeout=30)
-                with contextlib.suppress(Exception):
-                    lr.shop.close()
+        self._narrate(live, failures=failures, proc=proc)
+        _stop_process(proc, stops)
         for lr in live:
             lr.outcome.sim_seconds = lr.outcome.sim_seconds or self.now() - lr.started
             lr.outcome.report = self._report(lr.rollout, lr.names)
             self.outcomes.append(lr.outcome)
-
-    def _launch(self, r: Rollout) -> _Live:
-        from gatekeeper.sim.remote_write import RemoteWriteClient
-        from gatekeeper.sim.shop import Behavior, Shop, ShopNames, SimClock, Traffic, otlp_exporter_factory
-
-        names = ShopNames.prefixed(f"{r.name}-")
-        self._route(r.name)
-        baseline = Behavior(**CLEAN)
-        weight = _RouteWeight(self.api, r.name)
-        traffic = Traffic(requests_per_second=self.rps, checkout_share=0.6, diurnal_amplitude=0.2)
-        start = self.now() // 5 * 5
-        shop = Shop(
-            start=start,
-            seed=r.seed,
-            clock=SimClock(start, speed=self.speed),
-            traffic=traffic,
-            baseline=baseline,
-            canary=baseline.with_faults(**r.faults),
-            weight_fn=weight,
-            names=names,
-            metrics=RemoteWriteClient(self.prom.remote_write_url),
-            span_exporter=otlp_exporter_factory(self.otlp_url),
-            tick=1.0,
-            scrape_interval=5.0,
-            push_interval=5.0,
-            trace_sample_rate=_TraceBudget(traffic, weight),
-            versions=_versions(r.name),
-        )
-        lr = _Live(rollout=r, names=names, shop=shop, outcome=Outcome(rollout=r))
-
-        def drive() -> None:
-            try:
-                while not lr.stop.is_set():
-                    shop.step()
-            except BaseException as e:  # surfaced by the narrator
-                lr.failure.append(e)
-
-        lr.thread = threading.Thread(target=drive, name=f"shop-{r.name}", daemon=True)
-        lr.thread.start()
-        self.say(f"[bold]{r.name}[/]: {r.title}")
-        return lr
-
-    def _warm(self, *, seconds: float) -> None:
-        """Let the baselines serve a while so the gates have something to compare with from the first look."""
-        self.say(f"shops serving; baselines warming up for {seconds:g}s of shop time")
-        time.sleep(seconds / self.speed)
 
     def _route(self, name: str) -> None:
         from kubernetes import client
@@ -342,7 +318,7 @@ class Demo:
         )
         self.say(f"Gate {NAMESPACE}/{r.name} created: stages 1% → 5% → 25% → 50% → 100%")
 
-    def _narrate(self, live: list[_Live]) -> None:
+    def _narrate(self, live: list[_Live], *, failures: Any, proc: Any) -> None:
         from gatekeeper.controller.machine import TERMINAL
 
         done = {p.value for p in TERMINAL} | {"Halted"}
@@ -351,10 +327,11 @@ class Demo:
             for lr in live:
                 if lr.outcome.phase:
                     continue
-                if lr.failure:
-                    raise RuntimeError(f"shop '{lr.rollout.name}' stopped: {lr.failure[0]}") from lr.failure[
-                        0
-                    ]
+                if not failures.empty():
+                    name, message = failures.get()
+                    raise RuntimeError(f"shop '{name}' stopped: {message}")
+                if not proc.is_alive():
+                    raise RuntimeError(f"the shop process exited (code {proc.exitcode})")
                 status = _gate(self.api, lr.rollout.name).get("status") or {}
                 history = status.get("history") or []
                 for entry in history[lr.seen :]:
@@ -376,7 +353,12 @@ class Demo:
 
         action = e.get("action") or ""
         verdict = e.get("verdict") or ""
-        where = f"stage {int(e.get('stage', 0)) + 1} ({float(e.get('weight', 0)):g}%)"
+        stage = int(e.get("stage", 0)) + 1
+        where = (
+            f"→ stage {stage}"
+            if action in ("start", "advance")
+            else f"stage {stage} ({float(e.get('weight', 0)):g}%)"
+        )
         if not action and verdict in ("inconclusive", "pass"):
             return  # routine looks: the dashboard shows every one
         label = verdict_text(verdict) if verdict else ""
@@ -458,13 +440,75 @@ class Demo:
 class _Live:
     rollout: Rollout
     names: Any
-    shop: Any
     outcome: Outcome
-    stop: threading.Event = field(default_factory=threading.Event)
-    failure: list[BaseException] = field(default_factory=list)
-    thread: threading.Thread | None = None
+    stop: Any  # a multiprocessing Event: set when this rollout's story is told
     started: float = 0.0
     seen: int = 0
+
+
+def _names(name: str) -> Any:
+    from gatekeeper.sim.shop import ShopNames
+
+    return ShopNames.prefixed(f"{name}-")
+
+
+def _stop_process(proc: Any, stops: dict[str, Any]) -> None:
+    for ev in stops.values():
+        ev.set()
+    proc.join(timeout=30)
+    if proc.is_alive():
+        proc.terminate()
+        proc.join(timeout=5)
+
+
+def shops_main(config: dict[str, Any], stops: dict[str, Any], failures: Any) -> None:
+    """The shop process: one thread per rollout's shop, traffic split by that rollout's HTTPRoute."""
+    from kubernetes import config as kconfig
+
+    from gatekeeper.sim.remote_write import RemoteWriteClient
+    from gatekeeper.sim.shop import Behavior, Shop, SimClock, Traffic, otlp_exporter_factory
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent stops us through the events
+    api = kconfig.new_client_from_config(config_file=config["kubeconfig"])
+    speed = config["speed"]
+    now = config["origin"] + speed * (time.time() - config["anchor"])
+    threads = []
+    for name, faults, seed in config["rollouts"]:
+        weight = _RouteWeight(api, name)
+        traffic = Traffic(requests_per_second=config["rps"], checkout_share=0.6, diurnal_amplitude=0.2)
+        baseline = Behavior(**CLEAN)
+        start = now // 5 * 5
+        shop = Shop(
+            start=start,
+            seed=seed,
+            clock=SimClock(start, speed=speed),
+            traffic=traffic,
+            baseline=baseline,
+            canary=baseline.with_faults(**faults),
+            weight_fn=weight,
+            names=_names(name),
+            metrics=RemoteWriteClient(config["remote_write"]),
+            span_exporter=otlp_exporter_factory(config["otlp"]),
+            tick=1.0,
+            scrape_interval=5.0,
+            push_interval=5.0,
+            trace_sample_rate=_TraceBudget(traffic, weight),
+            versions=_versions(name),
+        )
+
+        def drive(shop: Any = shop, name: str = name) -> None:
+            try:
+                while not stops[name].is_set():
+                    shop.step()
+                shop.close()
+            except BaseException as e:
+                failures.put((name, f"{type(e).__name__}: {e}"))
+
+        t = threading.Thread(target=drive, name=f"shop-{name}", daemon=True)
+        t.start()
+        threads.append(t)
+    for t in threads:
+        t.join()
 
 
 class _TraceBudget:

@@ -194,18 +194,18 @@ def _window(s: GateStatus, stage: Stage, now: float, *, known: bool) -> tuple[bo
         return True, str(s.escalation.get("windowClosed", "closed earlier in the rollout"))
     rw = stage.rollback_window
     if rw.mode == WindowMode.FORWARD_FIX_ONLY:
-        return True, f"stage {s.stage} is forward-fix-only"
+        return True, f"stage {s.stage + 1} is forward-fix-only"
     if rw.mode != WindowMode.CLOSES:
         return False, ""
     elapsed = now - (s.stage_started_at or now)
     if rw.after is not None and elapsed >= rw.after:
-        return True, f"stage {s.stage} has run {elapsed:.0f}s, past its rollback window of {rw.after:g}s"
+        return True, f"stage {s.stage + 1} has run {elapsed:.0f}s, past its rollback window of {rw.after:g}s"
     if rw.after_side_effects is not None:
         if not known:
             return True, "canary side effects could not be counted, so a revert cannot be shown to be safe"
         if s.side_effects >= rw.after_side_effects:
             return True, (
-                f"{s.side_effects} canary side effects in stage {s.stage} "
+                f"{s.side_effects} canary side effects in stage {s.stage + 1} "
                 f"(the window closes at {rw.after_side_effects})"
             )
     return False, ""
@@ -223,10 +223,10 @@ def _protect(s: GateStatus, now: float, j: Judgement | None, policy: Policy, *, 
     """Revert while the rollback window is open; past it, halt and escalate."""
     if not s.window_closed:
         s = s.model_copy(
-            update={"phase": Phase.ROLLED_BACK, "reason": f"rolled back at stage {s.stage}: {cause}"}
+            update={"phase": Phase.ROLLED_BACK, "reason": f"rolled back at stage {s.stage + 1}: {cause}"}
         )
         ann = Announce(
-            "RolledBack", f"stage {s.stage} at {s.weight:g}%: {cause}; canary traffic reverted", "warning"
+            "RolledBack", f"stage {s.stage + 1} at {s.weight:g}%: {cause}; canary traffic reverted", "warning"
         )
         return _move(s, now, action="revert", to=0.0, judgement=j, announce=ann)
     esc = {
@@ -241,7 +241,7 @@ def _protect(s: GateStatus, now: float, j: Judgement | None, policy: Policy, *, 
         "at": now,
     }
     why = s.escalation.get("windowClosed", "the rollback window is closed")
-    reason = f"halted at stage {s.stage} ({s.weight:g}%): {cause}; not reverted because {why}"
+    reason = f"halted at stage {s.stage + 1} ({s.weight:g}%): {cause}; not reverted because {why}"
     s = s.model_copy(update={"phase": Phase.HALTED, "reason": reason, "escalation": esc})
     owners = ", ".join(policy.owners) or "no owners listed"
     more = "".join(
@@ -272,7 +272,7 @@ def _on_pass(s: GateStatus, j: Judgement, now: float, policy: Policy, *, smoke: 
         s = s.model_copy(
             update={
                 "phase": Phase.AWAITING_APPROVAL,
-                "reason": f"stage {s.stage} passes; approval by group {stage.authority.group} is required",
+                "reason": f"stage {s.stage + 1} passes; approval by group {stage.authority.group} is required",
             }
         )
         ann = Announce("AwaitingApproval", s.reason)
@@ -287,9 +287,9 @@ def _on_pass(s: GateStatus, j: Judgement, now: float, policy: Policy, *, smoke: 
     nxt = s.stage + 1
     to = policy.stage(nxt).weight
     s = s.model_copy(
-        update={"stage": nxt, "side_effects": 0, "reason": f"advanced to stage {nxt}: {j.reason}"}
+        update={"stage": nxt, "side_effects": 0, "reason": f"advanced to stage {nxt + 1}: {j.reason}"}
     )
-    ann = Announce("Advanced", f"stage {nxt - 1} passed ({j.reason}); canary {s.weight:g}% -> {to:g}%")
+    ann = Announce("Advanced", f"stage {nxt} passed ({j.reason}); canary {s.weight:g}% -> {to:g}%")
     return _move(s, now, action="advance", to=to, judgement=j, announce=ann)
 
 
@@ -299,7 +299,7 @@ def _on_undecided(s: GateStatus, j: Judgement, now: float, policy: Policy, *, pr
         deadline = (s.stage_started_at or now) + stage.max_duration
         if now >= deadline:
             crossed = prev.last_evaluated_at is None or prev.last_evaluated_at < deadline
-            cause = f"stage {s.stage} still undecided at its maximum duration ({stage.max_duration:g}s)"
+            cause = f"stage {s.stage + 1} still undecided at its maximum duration ({stage.max_duration:g}s)"
             return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
     return _hold(s, now, j)
 
