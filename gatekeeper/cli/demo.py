@@ -150,7 +150,7 @@ class Demo:
         self._install_gate_crd()
         self._namespace()
         self.say(
-            f"kube-apiserver {cluster.server if hasattr(cluster, 'server') else ''} ready; "
+            f"kube-apiserver {getattr(cluster, 'server', '')} ready (pids {', '.join(map(str, cluster.pids))}); "
             "Gateway API CRDs and the Gate CRD installed"
         )
         self._start_web()
@@ -337,7 +337,8 @@ class Demo:
                 for entry in history[lr.seen :]:
                     self._tell(lr.rollout.name, entry)
                 lr.seen = len(history)
-                if status.get("phase", "") in done:
+                settled = (status.get("intent") or {}).get("done", True)  # the routing change has landed
+                if status.get("phase", "") in done and settled:
                     lr.outcome.phase, lr.outcome.reason = status["phase"], status.get("reason", "")
                     lr.outcome.status, lr.outcome.sim_seconds = status, self.now() - lr.started
                     lr.stop.set()  # this shop's story is told: free the CPU for the others
