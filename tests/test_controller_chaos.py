@@ -93,10 +93,21 @@ def chaos_rollout(
                     proc.stop()
                 break
             try:
-                code = proc.wait(timeout)
-            except Exception:
+                wait_for(
+                    f"process {i} to die at {point} (or the rollout to end first)",
+                    lambda p=proc: (
+                        p.poll() is not None or gate_status(api, namespace, "web").get("phase") in _OVER
+                    ),
+                    timeout=timeout,
+                    every=0.05,
+                )
+            except AssertionError:
                 proc.signal(signal.SIGKILL)
                 raise
+            if proc.poll() is None:  # the rollout ended before this process reached its crash point
+                proc.stop()
+                break
+            code = proc.wait(5)
             assert code == -signal.SIGKILL, (
                 f"process {i} ({point}) exited {code}, see {logs}/controller-{i}.log"
             )
