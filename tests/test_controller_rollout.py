@@ -133,7 +133,9 @@ def test_a_bad_canary_is_reverted_at_the_first_stage_and_the_route_restored_exac
     recorder.stop()
     assert status["phase"] == "RolledBack", status["reason"]
     assert status["stage"] == 0 and status["weight"] == 0
-    assert "error-rate" in status["reason"] and "rolled back at stage 0" in status["reason"]
+    assert (
+        "error-rate" in status["reason"] and "rolled back at stage 1" in status["reason"]
+    )  # people count stages from 1
     assert recorder.values() == [1, 0]
     after = read_route(kube_admin, ns)
     assert json.dumps(after["spec"], sort_keys=True) == json.dumps(original["spec"], sort_keys=True)

@@ -26,6 +26,8 @@ class Clock(Protocol):
 
 
 class SystemClock:
+    rate = 1.0  # gate seconds per real second
+
     def now(self) -> float:
         return time.time()
 

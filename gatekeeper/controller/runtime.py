@@ -218,15 +218,17 @@ class Controller:
             slot.task.cancel()
 
     async def _gate_loop(self, ref: GateRef, slot: _Slot) -> None:
+        """Look every interval on a fixed cadence. A look's latency runs from when it was due (so queueing for a
+        worker and event-loop lag count); a late gate starts at once, carrying at most one interval of debt."""
         loop = asyncio.get_running_loop()
+        rate = float(getattr(self.clock, "rate", 1.0))
         uid = str(slot.obj["metadata"].get("uid") or ref)
         spread = int(hashlib.sha256(uid.encode()).hexdigest()[:8], 16) / 0xFFFFFFFF
-        due = self._mono()
-        wait = spread * self._interval(slot)
+        due = self._mono() + spread * self._interval(slot) / rate
         while True:
-            if wait > 0:
-                await self._sleep_or_wake(slot, wait)
-                due = self._mono()
+            delay = due - self._mono()
+            if delay > 0 and await self._sleep_or_wake(slot, delay * rate):
+                due = self._mono()  # woken by an operator request
             slot.wake.clear()
             fut = loop.run_in_executor(self._pool, self._reconcile, ref, slot)
             self._inflight.add(fut)
@@ -234,14 +236,18 @@ class Controller:
                 await fut
             finally:
                 self._inflight.discard(fut)
-            self.latencies.append(self._mono() - due)
-            wait = self._interval(slot)
+            end = self._mono()
+            self.latencies.append(end - due)
+            period = self._interval(slot) / rate
+            due = max(due + period, end - period)
 
-    async def _sleep_or_wake(self, slot: _Slot, seconds: float) -> None:
+    async def _sleep_or_wake(self, slot: _Slot, seconds: float) -> bool:
+        """Sleep ``seconds`` of gate time; True when the gate's wake event cut the sleep short."""
         sleeper = asyncio.ensure_future(self.clock.sleep(seconds))
         waker = asyncio.ensure_future(slot.wake.wait())
         try:
             await asyncio.wait({sleeper, waker}, return_when=asyncio.FIRST_COMPLETED)
+            return waker.done() and not sleeper.done()
         finally:
             sleeper.cancel()
             waker.cancel()

@@ -54,7 +54,7 @@ def run(
     leader_election: Annotated[
         bool, typer.Option(help="Elect a leader (turn off only for one local replica).")
     ] = True,
-    workers: Annotated[int, typer.Option(min=1, max=256, help="Concurrent looks.")] = 16,
+    workers: Annotated[int, typer.Option(min=1, max=256, help="Concurrent looks.")] = 8,
     resync: Annotated[float, typer.Option(help="Seconds between full re-lists of Gates.")] = 300.0,
     heartbeat: Annotated[
         float, typer.Option(help="Seconds between status writes of an unchanged hold.")
