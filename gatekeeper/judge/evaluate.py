@@ -34,7 +34,9 @@ def evaluate_gate(
         raise ValueError(f"stage {stage} does not exist: the gate has stages 0..{len(gate.stages) - 1}")
     if gate.mode in ("kayenta", "keptn"):  # score-based modes for teams migrating from those tools
         mode = importlib.import_module(f"gatekeeper.judge.{gate.mode}")
-        return mode.evaluate_mode(gate, metrics=metrics, window=window, stage=stage, stage_started=stage_started)
+        return mode.evaluate_mode(
+            gate, metrics=metrics, window=window, stage=stage, stage_started=stage_started
+        )
     alphas = signal_alphas(gate)
     st = gate.stages[stage]
     metrics = MemoSource(metrics)  # signals share queries; each distinct one runs once per evaluation
