@@ -11,7 +11,7 @@ evaluation. The gate clock runs at real speed, ten minutes behind the wall clock
 Writes bench/results/controller_scale.json (``_raw`` with ``--source raw``). Goal: 500 gates, p99 < 1 s, peak
 RSS < 300 MB. Measurement starts once every gate has started (its canary at 1%), after ``--warmup``.
 
-Where a look's CPU goes (py-spy --gil on the controller at 500 gates, steady state, 2025-11 numbers in the
+Where a look's CPU goes (py-spy --gil on the controller at 500 gates, steady state, 2026-11-25; numbers in the
 closing notes): ~82% evaluating signals, of which ~63 points are PrometheusSource's HTTP stack (requests +
 prometheus-api-client, gzip); ~6-9% the controller itself (executor, status writes, watch, scheduling). A look
 of this gate runs 12 queries, 6 of them freshness checks (``max(timestamp(...))``). The controller process is
