@@ -12,7 +12,6 @@ the repository's operations (the same as the CLI's); the controller acts on them
 from __future__ import annotations
 
 import hmac
-import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -41,6 +40,7 @@ from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.web import dashboard
 from gatekeeper.web.integrations import Evaluator, integration_routes
 from gatekeeper.web.metrics import GateMetrics
+from gatekeeper.web.serving import BackgroundServer
 
 __all__ = ["BackgroundServer", "create_app", "default_evaluator"]
 
@@ -299,57 +299,3 @@ def _back(request: Request, ns: str, name: str, **query: str) -> RedirectRespons
 
 def _root(request: Request) -> str:
     return str(request.scope.get("root_path", "")).rstrip("/")
-
-
-class BackgroundServer:
-    """Serve an ASGI app with uvicorn on 127.0.0.1 (port 0: any free one) in a thread; stop it on exit.
-
-    For tests and the demo; `gatekeeper serve` runs uvicorn in the foreground instead.
-    """
-
-    def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
-    ) -> None:
-        import uvicorn
-
-        config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
-        )
-        self._server = uvicorn.Server(config)
-        self._host, self._port, self._timeout = host, port, startup_timeout
-        self._thread: threading.Thread | None = None
-        self._sock: Any = None
-
-    @property
-    def url(self) -> str:
-        if self._sock is None:
-            raise RuntimeError("the server is not running: use it as a context manager")
-        host, port = self._sock.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> BackgroundServer:
-        import socket
-
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.bind((self._host, self._port))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="gatekeeper-web"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + self._timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.__exit__()
-                raise RuntimeError(f"the web server did not start within {self._timeout:g}s")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None

@@ -33,6 +33,7 @@ from gatekeeper.sources.traces.decode import (
     decode_body,
     media_type,
 )
+from gatekeeper.web.serving import BackgroundServer
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -154,60 +155,8 @@ def _varint(n: int) -> bytes:
             return bytes(out)
 
 
-class IntakeServer:
-    """Serve an ASGI app (the intake) with uvicorn on 127.0.0.1 in a background thread; stop it on exit.
+class IntakeServer(BackgroundServer):
+    """The intake served in a background thread: `with IntakeServer(create_otlp_app(store)) as server:`."""
 
-    with IntakeServer(create_otlp_app(store)) as server:
-        exporter = OTLPSpanExporter(endpoint=server.url + "/v1/traces")
-    """
-
-    def __init__(
-        self, app: Any, *, host: str = "127.0.0.1", port: int = 0, startup_timeout: float = 10.0
-    ) -> None:
-        import uvicorn
-
-        self._config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
-        )
-        self._server = uvicorn.Server(self._config)
-        self._host, self._port = host, port
-        self._timeout = startup_timeout
-        self._thread: Any = None
-        self._sock: Any = None
-
-    @property
-    def url(self) -> str:
-        if self._sock is None:
-            raise RuntimeError("the intake server is not running: use it as a context manager")
-        host, port = self._sock.getsockname()[:2]
-        return f"http://{host}:{port}"
-
-    def __enter__(self) -> IntakeServer:
-        import socket
-        import threading
-        import time
-
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # inherited by accepted sockets
-        self._sock.bind((self._host, self._port))
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [self._sock]}, daemon=True, name="otlp-intake"
-        )
-        self._thread.start()
-        deadline = time.monotonic() + self._timeout
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                self.__exit__(None, None, None)
-                raise RuntimeError(f"the OTLP intake did not start within {self._timeout:g}s")
-            time.sleep(0.01)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-            self._thread = None
-        if self._sock is not None:
-            self._sock.close()
-            self._sock = None
+    def __init__(self, app: Any, **options: Any) -> None:
+        super().__init__(app, name="otlp-intake", **options)
