@@ -84,7 +84,7 @@ def load_gate_text(text: str, *, args: dict[str, str] | None = None, source: str
             [SpecIssue("", "the file is not a mapping", "start from gates/http-canary.yaml", 1)],
             source=source,
         )
-    lines = _line_map(node)
+    lines = line_map(node)
     if raw.get("kind") == "Gate" and isinstance(raw.get("spec"), dict):  # a Gate custom resource
         raw = _from_resource(raw)
         lines = {k[1:]: v for k, v in lines.items() if k[:1] == ("spec",)} | {(): 1}
@@ -104,7 +104,8 @@ def _from_resource(obj: dict[str, Any]) -> dict[str, Any]:
     return spec
 
 
-def _line_map(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+def line_map(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
+    """YAML path (keys and list indexes) -> 1-based line, from a composed node tree."""
     out: dict[tuple[Any, ...], int] = {}
     if node is None:
         return out
@@ -113,10 +114,10 @@ def _line_map(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[
         for k, v in node.value:
             key = (*path, k.value)
             out[key] = k.start_mark.line + 1
-            out.update({p: ln for p, ln in _line_map(v, key).items() if p != key})
+            out.update({p: ln for p, ln in line_map(v, key).items() if p != key})
     elif isinstance(node, yaml.SequenceNode):
         for i, v in enumerate(node.value):
-            out.update(_line_map(v, (*path, i)))
+            out.update(line_map(v, (*path, i)))
     return out
 
 

@@ -19,6 +19,8 @@ from typing import Any, Literal
 import promql_parser
 import yaml
 
+from gatekeeper.spec.load import line_map
+
 Kind = Literal["unexpressed", "warning", "unresolved", "error", "assumption"]
 _ORDER = {"error": 0, "unresolved": 1, "warning": 2, "unexpressed": 3, "assumption": 4}
 
@@ -165,7 +167,7 @@ def load_documents(text: str, *, file: str) -> list[Doc]:
         problem = getattr(e, "problem", None) or str(e)
         raise ImportInputError(f"{where}: not valid YAML or JSON ({problem}); fix the syntax") from e
     docs = [
-        Doc(file=file, data=data, lines=_line_map(node), index=i)
+        Doc(file=file, data=data, lines=line_map(node), index=i)
         for i, (node, data) in enumerate(zip(nodes, datas, strict=True))
         if data is not None
     ]
@@ -206,22 +208,6 @@ def _json_lines(text: str, data: Any) -> dict[tuple[Any, ...], int]:
                 walk(v, (*path, i), pos)
 
     walk(data, (), 0)
-    return out
-
-
-def _line_map(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
-    out: dict[tuple[Any, ...], int] = {}
-    if node is None:
-        return out
-    out[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for k, v in node.value:
-            key = (*path, k.value)
-            out[key] = k.start_mark.line + 1
-            out.update({p: ln for p, ln in _line_map(v, key).items() if p != key})
-    elif isinstance(node, yaml.SequenceNode):
-        for i, v in enumerate(node.value):
-            out.update(_line_map(v, (*path, i)))
     return out
 
 
