@@ -139,10 +139,11 @@ class Controller:
             self._stop.set()
         s = self.settings
         if s.health_port is not None:
-            self.health = HealthServer(
+            health = HealthServer(
                 host=s.health_host, port=s.health_port, healthy=self._healthy, ready=self._ready
             )
-            await self.health.start()
+            await health.start()
+            self.health = health  # published only once it listens: callers may connect at once
         await asyncio.to_thread(warm_up)
         try:
             while not self._stop.is_set():
