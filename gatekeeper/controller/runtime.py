@@ -18,7 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from gatekeeper.controller.clock import Clock, SystemClock
 from gatekeeper.controller.executor import CrashPoints, Executor, NoCrash
@@ -37,13 +37,14 @@ from gatekeeper.controller.leader import Leader, LeaseSettings, NotLeader
 from gatekeeper.controller.looks import Looker, SourceFactory, warm_up
 from gatekeeper.controller.machine import TERMINAL
 from gatekeeper.controller.notify import Notifier, WebhookNotifier
+from gatekeeper.judge import Judgement
 from gatekeeper.routing import Router, RouteTarget, make_router
 from gatekeeper.routing.nop import NopRouter
 from gatekeeper.sources.base import TraceSource
 from gatekeeper.spec import GateSpec, SpecError
 from gatekeeper.spec.status import Phase
 
-__all__ = ["Controller", "Settings"]
+__all__ = ["Controller", "Observer", "Settings"]
 
 log = logging.getLogger("gatekeeper.controller")
 _NOT_JUDGED = TERMINAL | {Phase.HALTED, Phase.PENDING}
@@ -63,6 +64,20 @@ class Settings:
     health_port: int | None = 8081  # None: no probe server
     exit_on_lost: bool = True
     grace: float = 10.0
+
+
+class Observer(Protocol):
+    """Told about every look and every transition (the process wires ``/metrics`` here; the controller may
+    not import the web room). Called from worker threads; must be thread-safe, quick and never raise."""
+
+    def looked(self, gate: GateSpec, judgement: Judgement, seconds: float) -> None:
+        """A look was judged in ``seconds`` (queries and statistics)."""
+        ...
+
+    def acted(self, gate: GateSpec, action: str, *, by_operator: bool) -> None:
+        """A transition was written: ``action`` is the history action (advance, revert, halt, promote,
+        hold, abort, ...); ``by_operator`` when an operator's command caused it."""
+        ...
 
 
 @dataclass
@@ -89,8 +104,10 @@ class Controller:
         monotonic: Callable[[], float] = time.monotonic,
         traces: TraceSource | None = None,
         source_factory: SourceFactory | None = None,
+        observer: Observer | None = None,
     ) -> None:
         self.api, self.settings = api_client, settings
+        self.observer = observer
         _size_pool(api_client, settings.workers + 8)
         self.clock = clock or SystemClock()
         self._mono = monotonic
@@ -271,8 +288,11 @@ class Controller:
             judgement = None
             if state.phase not in _NOT_JUDGED and (state.intent is None or state.intent.done):
                 self.executor.hooks.reached("during-query")
+                t0 = time.perf_counter()
                 judgement = self.looker.look(gate, state, now=self.clock.now())
+                self._observe(lambda o: o.looked(gate, judgement, time.perf_counter() - t0))
             out = self.executor.look(obj, gate, judgement)
+            self._observe_actions(gate, state, out.status, by_operator=False)
             self.looks += 1
             if not _older(out.obj, slot.obj):
                 slot.obj = out.obj
@@ -293,9 +313,28 @@ class Controller:
             self._report(slot, "InvalidRequest", str(b))
             obj = self.gates.clear_request(obj, b.key, b.value)
         for req, key, value in reqs:
-            obj = self.executor.request(obj, gate, req).obj
-            obj = self.gates.clear_request(obj, key, value)
+            before = status_of(obj)
+            out = self.executor.request(obj, gate, req)
+            self._observe_actions(gate, before, out.status, by_operator=True)
+            obj = self.gates.clear_request(out.obj, key, value)
         return obj
+
+    def _observe(self, call: Callable[[Observer], None]) -> None:
+        if self.observer is None:
+            return
+        try:
+            call(self.observer)
+        except Exception:  # metrics never stop a decision
+            log.exception("observer failed")
+
+    def _observe_actions(self, gate: GateSpec, before: Any, after: Any, *, by_operator: bool) -> None:
+        """Report the transitions a write added to the history (holds excluded: they are looks)."""
+        if self.observer is None:
+            return
+        seen = {(h.time, h.action) for h in before.history}
+        for h in after.history:
+            if h.action and h.action != "hold" and (h.time, h.action) not in seen:
+                self._observe(lambda o, a=h.action: o.acted(gate, a, by_operator=by_operator))
 
     def _gate_of(self, slot: _Slot) -> GateSpec:
         meta = slot.obj["metadata"]
