@@ -20,11 +20,23 @@ Rules (see shared/design/RELIABILITY.md for the peer bugs behind them):
   when it cannot show that reverting is still safe. An absent counter series counts as zero (no side effect
   was ever reported).
 * ``Paused`` stops progress, not protection: a failure while paused still reverts or halts.
+* Lifecycle hooks (Flagger's hook points): the machine asks for a gating hook's answer with ``Ask`` and is
+  called again with it (``hooks=``). ``confirm-rollout`` and ``pre-rollout`` run once before the first
+  routing change; ``confirm-traffic-increase`` before each advance and ``confirm-promotion`` before the
+  promotion; ``rollout`` with every look of the analysis; ``rollback`` with every look (a 2xx answer asks
+  for a rollback). A confirm hook that refuses (4xx) waits for a person as long as it takes; one that never
+  answers (timeout, refused connection, 5xx) holds, and fails the stage at its deadline (the stage's
+  ``maxDuration``, else ``progressDeadline``, else 600 s as Flagger's default). Failed ``pre-rollout`` /
+  ``rollout`` checks count like source errors: past ``consecutiveErrorLimit`` in a row the stage fails.
+  ``post-rollout`` hooks fire (``Fire``) after a promotion, rollback or abort.
+* ``inconclusiveLimit`` (per signal): one inconclusive look past it holds for a human (Argo pauses).
+* ``progressDeadline``: an undecided stage with no progress that long takes its ``onDeadline`` action
+  (missing evidence holds for a human instead); a routing change still failing that long pages the owners.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
@@ -40,9 +52,13 @@ from gatekeeper.spec.outcome import Verdict
 from gatekeeper.spec.status import GateStatus, Intent, Phase
 
 __all__ = [
+    "HOOK_DEADLINE",
     "TERMINAL",
     "Action",
     "Announce",
+    "Ask",
+    "Fire",
+    "HookAnswer",
     "Policy",
     "Request",
     "Route",
@@ -56,6 +72,7 @@ __all__ = [
 
 TERMINAL = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED})  # Halted waits for a human
 Severity = Literal["info", "warning", "critical"]
+HOOK_DEADLINE = 600.0  # Flagger's default progressDeadlineSeconds: an unanswered gating hook fails after it
 
 
 # -- inputs and outputs ---------------------------------------------------------------------------------------
@@ -69,6 +86,9 @@ class Policy:
     owners: tuple[str, ...] = ()
     runbook: str | None = None
     forward_fix: str | None = None
+    progress_deadline: float | None = None
+    hook_types: frozenset[str] = frozenset()
+    inconclusive_limits: tuple[tuple[str, int, float], ...] = ()  # (signal, limit, initial delay)
 
     @classmethod
     def from_gate(cls, gate: GateSpec) -> Policy:
@@ -79,7 +99,21 @@ class Policy:
             owners=tuple(gate.owners),
             runbook=gate.runbook,
             forward_fix=gate.forward_fix,
+            progress_deadline=gate.progress_deadline,
+            hook_types=frozenset(h.type for h in gate.hooks),
+            inconclusive_limits=tuple(
+                (s.name, s.inconclusive_limit, s.initial_delay)
+                for s in gate.signals
+                if s.inconclusive_limit is not None and not s.dry_run
+            ),
         )
+
+    def hook_deadline(self, index: int) -> float:
+        """How long a gating hook may stay unanswered in stage ``index`` before the stage fails."""
+        stage = self.stage(index)
+        if stage.max_duration is not None:
+            return stage.max_duration
+        return self.progress_deadline if self.progress_deadline is not None else HOOK_DEADLINE
 
     def stage(self, index: int) -> Stage:
         """The stage at ``index``; an index past the end (the spec lost stages mid-rollout) is the last."""
@@ -107,7 +141,32 @@ class Announce:
     severity: Severity = "info"
 
 
-Action = Route | Announce
+@dataclass(frozen=True)
+class Ask:
+    """Call the gate's gating hooks of ``type`` and decide again with their answer (``transition(hooks=)``)."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class Fire:
+    """Call the gate's hooks of ``type`` once the status is written; nothing waits for their answer."""
+
+    type: str
+
+
+@dataclass(frozen=True)
+class HookAnswer:
+    """What the hooks of one type said: ``ok`` when every one answered 2xx; ``answered`` is false when one
+    timed out, could not be reached or failed (5xx) after its retries, i.e. gave no decision at all."""
+
+    ok: bool
+    answered: bool = True
+    message: str = ""
+
+
+Action = Route | Announce | Ask | Fire
+Hooks = Mapping[str, HookAnswer]
 
 
 @dataclass(frozen=True)
@@ -133,37 +192,177 @@ def is_approved(state: GateStatus, stage: int) -> bool:
 
 
 # -- looks ----------------------------------------------------------------------------------------------------
-def transition(state: GateStatus, judgement: Judgement | None, now: float, policy: Policy) -> Step:
-    """The next status and actions after one look. ``judgement`` may be None when none was taken."""
+def transition(
+    state: GateStatus, judgement: Judgement | None, now: float, policy: Policy, hooks: Hooks | None = None
+) -> Step:
+    """The next status and actions after one look. ``judgement`` may be None when none was taken.
+
+    ``hooks``: the answers of the gating hooks asked so far in this look. When the step is a lone ``Ask``,
+    call those hooks and call ``transition`` again with their answer added; the asking step is not applied.
+    """
+    hooks = hooks or {}
     if state.intent is not None and not state.intent.done:
-        return state, (_route_of(state.intent),)  # resume the recorded change; decide nothing else
+        return _resume(state, now, policy)  # resume the recorded change; decide nothing else
     if state.phase in TERMINAL or (state.phase == Phase.HALTED):
         return state, ()
     if state.phase == Phase.PENDING:
-        return _start(state, now, policy)
+        return _start(state, now, policy, hooks)
     if judgement is None or state.stage_started_at is None:
         return state, ()
+    rollback = _ask(policy, hooks, "rollback")
+    if isinstance(rollback, Ask):
+        return state, (rollback,)
     s = _observe(state, judgement, now, policy)
+    if rollback is not None and rollback.ok:
+        return _protect(s, now, judgement, policy, cause=f"a rollback hook asked for it ({rollback.message})")
+    rollout: HookAnswer | None = None
+    if s.phase in (Phase.PROGRESSING, Phase.AWAITING_APPROVAL):  # rollout hooks run with the analysis
+        asked = _ask(policy, hooks, "rollout")
+        if isinstance(asked, Ask):
+            return state, (asked,)
+        rollout = asked
+        if rollout is not None:
+            s = s.model_copy(update={"hook_failures": 0 if rollout.ok else s.hook_failures + 1})
     verdict = judgement.verdict
     if verdict == Verdict.FAIL:
         return _on_fail(s, judgement, now, policy)
+    if rollout is not None and not rollout.ok and s.hook_failures > policy.consecutive_error_limit:
+        cause = (
+            f"rollout hooks failed {s.hook_failures} checks in a row "
+            f"(limit {policy.consecutive_error_limit}): {rollout.message}"
+        )
+        return _protect(s, now, judgement, policy, cause=cause)
     if s.phase == Phase.PAUSED:
         return _hold(s, now, judgement, note="paused: no progress until resumed")
+    over = _inconclusive_over(s, policy)
+    if over:
+        return _held(s, now, judgement, cause=over, severity="warning")
+    if rollout is not None and not rollout.ok:
+        note = (
+            f"rollout hook failed ({rollout.message}), check {s.hook_failures} of "
+            f"{policy.consecutive_error_limit + 1} before the stage fails; not advancing"
+        )
+        first = state.hook_failures == 0
+        s = s.model_copy(update={"reason": f"{note} ({judgement.reason})"})
+        said = (Announce("HookFailed", note, "warning"),) if first else ()
+        return _done(s, now, action="hold", judgement=judgement, actions=said)
     if verdict == Verdict.PASS:
-        return _on_pass(s, judgement, now, policy)
+        return _on_pass(s, judgement, now, policy, hooks)
     if verdict == Verdict.INCONCLUSIVE:
         if _smoke_done(s, judgement, now, policy):
-            return _on_pass(s, judgement, now, policy, smoke=True)
+            return _on_pass(s, judgement, now, policy, hooks, smoke=True)
         return _on_undecided(s, judgement, now, policy, prev=state)
     return _on_missing(s, judgement, now, policy, prev=state)
 
 
-def _start(state: GateStatus, now: float, policy: Policy) -> Step:
+def _ask(policy: Policy, hooks: Hooks, kind: str) -> HookAnswer | Ask | None:
+    """The answer of the gate's ``kind`` hooks: None when it has none, an ``Ask`` when not called yet."""
+    if kind not in policy.hook_types:
+        return None
+    return hooks.get(kind) or Ask(kind)
+
+
+def _resume(state: GateStatus, now: float, policy: Policy) -> Step:
+    """Perform the recorded routing change again; page once when it is still not made at the progress
+    deadline (the router keeps failing: conflicts, a webhook refusing the patch, RBAC)."""
+    intent = state.intent
+    assert intent is not None
+    pd = policy.progress_deadline
+    if pd is None or now - intent.recorded_at < pd or "progressDeadline" in state.escalation:
+        return state, (_route_of(intent),)
+    why = (
+        f"the routing change ({intent.action} to {intent.to_weight:g}%) is still not made after "
+        f"{now - intent.recorded_at:.0f}s (progressDeadline {pd:g}s): {state.reason}"
+    )
+    s = state.model_copy(update={"escalation": {**state.escalation, "progressDeadline": why, "at": now}})
+    owners = ", ".join(policy.owners) or "no owners listed"
+    return s, (_route_of(intent), Announce("ProgressDeadlineExceeded", f"{why}. Paging {owners}", "critical"))
+
+
+def _start(state: GateStatus, now: float, policy: Policy, hooks: Hooks) -> Step:
+    s = state
+    for kind in ("confirm-rollout", "pre-rollout"):  # Flagger's order: confirmation, then pre-rollout checks
+        if kind in s.hooks_passed:
+            continue
+        answer = _ask(policy, hooks, kind)
+        if isinstance(answer, Ask):
+            return state, (answer,)
+        if answer is None:
+            continue
+        if not answer.ok:
+            if kind == "confirm-rollout":
+                return _wait_hook(s, now, None, policy, kind, answer)
+            return _pre_rollout_failed(s, now, policy, answer)
+        s = s.model_copy(
+            update={
+                "hooks_passed": [*s.hooks_passed, kind],
+                "hook_failures": 0,
+                "waiting_since": None,
+                "waiting_for": "",
+            }
+        )
     to = policy.stage(0).weight
-    s = state.model_copy(
+    s = s.model_copy(
         update={"phase": Phase.PROGRESSING, "stage": 0, "reason": f"starting stage 1 at {to:g}%"}
     )
     return _move(s, now, action="start", to=to, announce=Announce("Started", f"stage 1: canary to {to:g}%"))
+
+
+def _pre_rollout_failed(s: GateStatus, now: float, policy: Policy, answer: HookAnswer) -> Step:
+    """A failed pre-rollout check: retry at the next look; past ``consecutiveErrorLimit`` the rollout fails
+    before any traffic moved (Flagger rolls back when the failed checks reach its threshold)."""
+    n = s.hook_failures + 1
+    s = s.model_copy(update={"hook_failures": n})
+    if n > policy.consecutive_error_limit:
+        cause = f"pre-rollout hooks failed {n} checks in a row (limit {policy.consecutive_error_limit}): {answer.message}"
+        return _protect(s, now, None, policy, cause=cause)
+    note = (
+        f"pre-rollout hook failed ({answer.message}), check {n} of {policy.consecutive_error_limit + 1}; "
+        "no traffic moves until it passes"
+    )
+    s = s.model_copy(update={"reason": note})
+    said = (Announce("HookFailed", note, "warning"),) if n == 1 else ()
+    return _done(s, now, action="hold", judgement=None, actions=said)
+
+
+def _wait_hook(
+    s: GateStatus, now: float, j: Judgement | None, policy: Policy, kind: str, answer: HookAnswer
+) -> Step:
+    """A confirm hook said no (wait for a person, however long) or did not answer (fail at the deadline)."""
+    if answer.answered:
+        reason = f"waiting for the {kind} hook: {answer.message}"
+        first = s.waiting_for != kind or s.waiting_since is not None
+        s = s.model_copy(update={"reason": reason, "waiting_since": None, "waiting_for": kind})
+        said = (Announce("Waiting", reason),) if first else ()
+        return _done(s, now, action="hold", judgement=j, actions=said)
+    since = s.waiting_since if s.waiting_since is not None else now
+    deadline = policy.hook_deadline(s.stage)
+    if now - since >= deadline:
+        cause = f"the {kind} hook has not answered for {now - since:.0f}s (deadline {deadline:g}s): {answer.message}"
+        return _protect(
+            s.model_copy(update={"waiting_since": None, "waiting_for": ""}), now, j, policy, cause=cause
+        )
+    reason = (
+        f"the {kind} hook did not answer ({answer.message}); holding, the stage fails if it has not "
+        f"answered {deadline:g}s after the first try"
+    )
+    said = (Announce("HookUnanswered", reason, "warning"),) if s.waiting_since is None else ()
+    s = s.model_copy(update={"reason": reason, "waiting_since": since, "waiting_for": kind})
+    return _done(s, now, action="hold", judgement=j, actions=said)
+
+
+def _inconclusive_over(s: GateStatus, policy: Policy) -> str:
+    for name, limit, _ in policy.inconclusive_limits:
+        n = s.inconclusive.get(name, 0)
+        if n > limit:
+            return f"signal {name} was inconclusive {n} looks in a row (inconclusiveLimit {limit})"
+    return ""
+
+
+def _held(s: GateStatus, now: float, j: Judgement | None, *, cause: str, severity: Severity) -> Step:
+    """Pause for a human: resume or abort."""
+    s = s.model_copy(update={"phase": Phase.PAUSED, "reason": f"held for a human: {cause}; resume or abort"})
+    return _done(s, now, action="hold", judgement=j, actions=(Announce("Held", s.reason, severity),))
 
 
 def _observe(state: GateStatus, j: Judgement, now: float, policy: Policy) -> GateStatus:
@@ -180,6 +379,7 @@ def _observe(state: GateStatus, j: Judgement, now: float, policy: Policy) -> Gat
             else None,
             "consecutive_errors": state.consecutive_errors + 1 if j.verdict == Verdict.ERROR else 0,
             "side_effects": count if known else state.side_effects,
+            "inconclusive": _inconclusive_counts(state, j, now, policy),
         }
     )
     closed, why = _window(s, policy.stage(s.stage), now, known=known)
@@ -187,6 +387,21 @@ def _observe(state: GateStatus, j: Judgement, now: float, policy: Policy) -> Gat
         esc = {**s.escalation, "windowClosed": why, "windowClosedAt": now}
         s = s.model_copy(update={"window_closed": True, "escalation": esc})
     return s
+
+
+def _inconclusive_counts(state: GateStatus, j: Judgement, now: float, policy: Policy) -> dict[str, int]:
+    """Consecutive inconclusive looks per signal with an ``inconclusiveLimit`` (looks in its initial delay
+    and looks where it was not evaluated do not count; any other verdict resets it)."""
+    if not policy.inconclusive_limits:
+        return state.inconclusive
+    verdicts = {o.name: o.verdict for o in j.signals}
+    elapsed = now - (state.stage_started_at or now)
+    counts: dict[str, int] = {}
+    for name, _, delay in policy.inconclusive_limits:
+        v = verdicts.get(name)
+        if v == Verdict.INCONCLUSIVE and elapsed >= delay:
+            counts[name] = state.inconclusive.get(name, 0) + 1
+    return counts
 
 
 def _window(s: GateStatus, stage: Stage, now: float, *, known: bool) -> tuple[bool, str]:
@@ -228,7 +443,8 @@ def _protect(s: GateStatus, now: float, j: Judgement | None, policy: Policy, *, 
         ann = Announce(
             "RolledBack", f"stage {s.stage + 1} at {s.weight:g}%: {cause}; canary traffic reverted", "warning"
         )
-        return _move(s, now, action="revert", to=0.0, judgement=j, announce=ann)
+        step = _move(s, now, action="revert", to=0.0, judgement=j, announce=ann)
+        return step[0], step[1] + _post_rollout(policy)
     esc = {
         **s.escalation,
         "reason": cause,
@@ -251,6 +467,10 @@ def _protect(s: GateStatus, now: float, j: Judgement | None, policy: Policy, *, 
     return _done(s, now, action="halt", judgement=j, actions=(ann,))
 
 
+def _post_rollout(policy: Policy) -> tuple[Action, ...]:
+    return (Fire("post-rollout"),) if "post-rollout" in policy.hook_types else ()
+
+
 def _smoke_done(s: GateStatus, j: Judgement, now: float, policy: Policy) -> bool:
     """A smoke stage (`requirePass: false`) advances on an inconclusive look once its minimum duration and
     samples are behind it: no harm was found at an exposure too small to prove health."""
@@ -259,7 +479,9 @@ def _smoke_done(s: GateStatus, j: Judgement, now: float, policy: Policy) -> bool
     return not stage.require_pass and j.minimums_met and elapsed >= stage.min_duration
 
 
-def _on_pass(s: GateStatus, j: Judgement, now: float, policy: Policy, *, smoke: bool = False) -> Step:
+def _on_pass(
+    s: GateStatus, j: Judgement, now: float, policy: Policy, hooks: Hooks, *, smoke: bool = False
+) -> Step:
     if smoke:
         j = replace(j, reason=f"smoke stage, no harm found ({j.reason})")
     stage = policy.stage(s.stage)
@@ -277,13 +499,20 @@ def _on_pass(s: GateStatus, j: Judgement, now: float, policy: Policy, *, smoke: 
         )
         ann = Announce("AwaitingApproval", s.reason)
         return _done(s, now, action="await-approval", judgement=j, actions=(ann,))
-    s = s.model_copy(update={"phase": Phase.PROGRESSING})
+    kind = "confirm-promotion" if s.stage >= policy.last else "confirm-traffic-increase"
+    confirm = _ask(policy, hooks, kind)
+    if isinstance(confirm, Ask):
+        return s, (confirm,)
+    if confirm is not None and not confirm.ok:
+        return _wait_hook(s, now, j, policy, kind, confirm)
+    s = s.model_copy(update={"phase": Phase.PROGRESSING, "waiting_since": None, "waiting_for": ""})
     if s.stage >= policy.last:
         s = s.model_copy(update={"phase": Phase.PROMOTED, "reason": f"promoted: {j.reason}"})
         ann = Announce("Promoted", f"every stage passed; canary at 100% ({j.reason})")
         if s.weight >= 100:
-            return _done(s, now, action="promote", judgement=j, actions=(ann,))
-        return _move(s, now, action="promote", to=100.0, judgement=j, announce=ann)
+            return _done(s, now, action="promote", judgement=j, actions=(ann, *_post_rollout(policy)))
+        step = _move(s, now, action="promote", to=100.0, judgement=j, announce=ann)
+        return step[0], step[1] + _post_rollout(policy)
     nxt = s.stage + 1
     to = policy.stage(nxt).weight
     s = s.model_copy(
@@ -301,10 +530,28 @@ def _on_undecided(s: GateStatus, j: Judgement, now: float, policy: Policy, *, pr
             crossed = prev.last_evaluated_at is None or prev.last_evaluated_at < deadline
             cause = f"stage {s.stage + 1} still undecided at its maximum duration ({stage.max_duration:g}s)"
             return _deadline(s, now, j, policy, cause=cause, crossed=crossed)
+    overdue = _progress_overdue(s, now, policy, prev)
+    if overdue is not None:
+        return _deadline(s, now, j, policy, cause=overdue[0], crossed=overdue[1])
     return _hold(s, now, j)
 
 
+def _progress_overdue(s: GateStatus, now: float, policy: Policy, prev: GateStatus) -> tuple[str, bool] | None:
+    """(cause, crossed at this look) once a progressing stage has made no progress for ``progressDeadline``."""
+    pd = policy.progress_deadline
+    if pd is None or s.phase != Phase.PROGRESSING:
+        return None
+    since = s.progressed_at if s.progressed_at is not None else (s.stage_started_at or now)
+    if now < since + pd:
+        return None
+    crossed = prev.last_evaluated_at is None or prev.last_evaluated_at < since + pd
+    return f"stage {s.stage + 1} made no progress for {now - since:.0f}s (progressDeadline {pd:g}s)", crossed
+
+
 def _on_missing(s: GateStatus, j: Judgement, now: float, policy: Policy, *, prev: GateStatus) -> Step:
+    overdue = _progress_overdue(s, now, policy, prev)
+    if overdue is not None:  # no evidence is not evidence against the canary: hold for a human
+        return _outage(s, now, j, policy, cause=f"{overdue[0]}: {j.reason}", crossed=overdue[1])
     since = s.nodata_since if s.nodata_since is not None else now
     budget_end = since + policy.outage_budget
     if now >= budget_end:
@@ -387,6 +634,7 @@ def _move(
         from_weight=s.weight,
         to_weight=to,
         recorded_at=now,
+        stage=s.stage if action in ("start", "advance") else None,
     )
     s = s.model_copy(update={"intent": intent})
     actions: tuple[Action, ...] = (Route(kind, intent),) + ((announce,) if announce else ())
@@ -404,7 +652,10 @@ def applied(state: GateStatus, *, weight: float, now: float) -> GateStatus:
         return state
     update: dict[str, object] = {"intent": intent.model_copy(update={"done": True}), "weight": weight}
     if intent.action in ("start", "advance"):
-        update["stage_started_at"] = now
+        update |= {"stage_started_at": now, "progressed_at": now, "inconclusive": {}}
+        update |= {"waiting_since": None, "waiting_for": ""}
+    if "progressDeadline" in state.escalation:
+        update["escalation"] = {k: v for k, v in state.escalation.items() if k != "progressDeadline"}
     return _done(state.model_copy(update=update), now, action="", judgement=None, actions=())[0]
 
 
@@ -431,7 +682,8 @@ def request(state: GateStatus, req: Request, now: float, policy: Policy) -> Step
         if state.intent is not None and state.intent.action == "abort":
             return state, ()
         s = state.model_copy(update={"phase": Phase.ABORTED, "reason": f"aborted{by}{why}"})
-        return _move(s, now, action="abort", to=0.0, announce=Announce("Aborted", s.reason, "warning"))
+        step = _move(s, now, action="abort", to=0.0, announce=Announce("Aborted", s.reason, "warning"))
+        return step[0], step[1] + _post_rollout(policy)
     if req.action == "approve":
         stage = state.stage if req.stage is None else req.stage
         entry = approval_entry(stage, req.by)
@@ -453,7 +705,8 @@ def request(state: GateStatus, req: Request, now: float, policy: Policy) -> Step
     if state.phase not in (Phase.PAUSED, Phase.HALTED):  # resume
         return state, ()
     update: dict[str, object] = {"phase": Phase.PROGRESSING, "reason": f"resumed{by}{why}"}
-    update |= {"nodata_since": None, "consecutive_errors": 0}
+    update |= {"nodata_since": None, "consecutive_errors": 0, "progressed_at": now, "inconclusive": {}}
+    update |= {"hook_failures": 0, "waiting_since": None, "waiting_for": ""}
     if state.phase == Phase.HALTED:  # a human took the decision (forward fix deployed): the stage starts over
         update["stage_started_at"] = now
     if state.stage_started_at is None and state.intent is None:

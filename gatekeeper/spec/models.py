@@ -232,6 +232,12 @@ class RoutingRef(SpecModel):
     )
 
 
+# Routing kinds with A/B match rules and with traffic mirroring (gatekeeper/routing: RuleMatch, Mirroring,
+# NginxRouter.set_match); the spec may not import routing, so the table is kept here and tested against it.
+_MATCH_KINDS = frozenset({"gateway-api", "istio", "nginx", "nop"})
+_MIRROR_KINDS = frozenset({"gateway-api", "istio", "nop"})
+
+
 class GateSpec(SpecModel):
     """A gate. Field names in YAML are camelCase; see `gatekeeper schema` for the JSON Schema."""
 
@@ -257,7 +263,9 @@ class GateSpec(SpecModel):
     step_weights: list[float] | None = Field(default=None, description="Flagger shorthand for stages.")
     progress_deadline: Duration | None = Field(
         default=None,
-        description="Argo/Kubernetes progressDeadlineSeconds: a stage making no progress this long fails.",
+        description="progressDeadlineSeconds (Argo Rollouts, Flagger): a stage making no progress this long (no "
+        "advance since it started or resumed, a routing change still failing) takes its onDeadline action; "
+        "missing evidence holds for a human instead. Also the deadline of an unanswered gating hook.",
     )
     hooks: list[Hook] = Field(default_factory=list)
     signals: list[Signal] = Field(min_length=1)
@@ -320,6 +328,25 @@ class GateSpec(SpecModel):
             raise ValueError(f"stage weights must not decrease: {weights}")
         if not any(not s.dry_run for s in self.signals):
             raise ValueError("every signal is dryRun: at least one signal must vote")
+        if self.progress_deadline is not None:
+            for i, st in enumerate(self.stages, 1):
+                if st.min_duration > self.progress_deadline:
+                    raise ValueError(
+                        f"progressDeadline ({self.progress_deadline:g}s) is shorter than stage {i}'s minDuration "
+                        f"({st.min_duration:g}s): that stage could never advance in time; raise progressDeadline"
+                    )
+        kind = self.routing.kind if self.routing is not None else None
+        for i, st in enumerate(self.stages, 1):
+            if st.match is not None and kind not in _MATCH_KINDS:
+                raise ValueError(
+                    f"stage {i} has 'match' but routing kind {kind or 'none'} cannot route by header or cookie; "
+                    f"use one of: {', '.join(sorted(k for k in _MATCH_KINDS if k))}"
+                )
+            if st.mirror is not None and kind not in _MIRROR_KINDS:
+                raise ValueError(
+                    f"stage {i} has 'mirror' but routing kind {kind or 'none'} cannot mirror traffic; "
+                    f"use one of: {', '.join(sorted(k for k in _MIRROR_KINDS if k))}"
+                )
         return self
 
     def signal(self, name: str) -> Signal:

@@ -55,7 +55,8 @@ class SignalBase(SpecModel):
     inconclusive_limit: int | None = Field(
         default=None,
         ge=0,
-        description="Consecutive inconclusive looks tolerated before the stage's deadline action.",
+        description="Consecutive inconclusive looks (after initialDelay) tolerated; one more holds the rollout "
+        "for a human, as Argo Rollouts pauses on an inconclusive analysis. Default: no limit.",
     )
     group: str | None = Field(default=None, description="Metric group (Kayenta/Keptn scoring modes).")
     pass_criteria: list[str] = Field(

@@ -60,6 +60,7 @@ class Intent(SpecModel):
     to_weight: float
     recorded_at: float
     done: bool = False
+    stage: int | None = None  # the stage whose split this sets (its match/mirror too); None: promote/revert
 
 
 class GateStatus(SpecModel):
@@ -77,6 +78,15 @@ class GateStatus(SpecModel):
     escalation: dict[str, Any] = Field(default_factory=dict)  # owners, runbook, forward fix when halted
     approvals: list[str] = Field(default_factory=list)
     intent: Intent | None = None
+    progressed_at: float | None = (
+        None  # the last start, advance or resume (progressDeadline counts from here)
+    )
+    hooks_passed: list[str] = Field(default_factory=list)  # once-per-rollout gating hooks that passed
+    hook_failures: int = 0  # consecutive failed pre-rollout / rollout hook checks
+    waiting_for: str = ""  # the gating hook type the rollout waits for ("" when none)
+    waiting_since: float | None = None  # a gating hook has not answered since (its deadline counts from here)
+    inconclusive: dict[str, int] = Field(default_factory=dict)  # consecutive inconclusive looks per signal
+    dry_run: bool = False  # recorded by a whole-gate dry run: routing was only validated, never changed
     conditions: list[Condition] = Field(default_factory=list)
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     observed_generation: int | None = None
