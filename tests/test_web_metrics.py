@@ -82,7 +82,7 @@ def test_metrics_endpoint_serves_verdicts_e_values_and_effects_of_a_recorded_loo
     assert m[("gatekeeper_signal_e_value_threshold", sig)] == 150.0
     bound = (("bound", "lower"), ("gate", "checkout"), ("measure", "rate ratio"), ("signal", "error-rate"))
     assert m[("gatekeeper_signal_effect", bound)] == pytest.approx(2.71)
-    limit = (("gate", "checkout"), ("measure", "rate ratio"), ("signal", "error-rate"))
+    limit = (("gate", "checkout"), ("measure", "rate ratio"), ("side", "max"), ("signal", "error-rate"))
     assert m[("gatekeeper_signal_effect_limit", limit)] == pytest.approx(1.2)
     assert m[("gatekeeper_signal_samples", (("arm", "canary"), *sig))] == 5931
     assert m[("gatekeeper_evaluation_duration_seconds_count", (("gate", "checkout"),))] == 1
@@ -156,6 +156,7 @@ def test_grafana_dashboard_queries_only_metric_names_the_registry_exports() -> N
     metrics = GateMetrics()
     metrics.record(judgement(), duration_seconds=0.1)  # every family gets samples
     metrics.record_action(gate="checkout", action="revert")
+    metrics.record_phase(gate="checkout", phase="RolledBack")
     exported = exported_names(metrics.registry)
     assert set(METRIC_NAMES) <= exported
     used: set[str] = set()
@@ -180,6 +181,9 @@ def test_grafana_dashboard_queries_only_metric_names_the_registry_exports() -> N
         "gatekeeper_analysis_aborts_total",
         "gatekeeper_evaluation_errors_total",
         "gatekeeper_evaluation_duration_seconds_bucket",
+        "gatekeeper_gate_phase",
+        "gatekeeper_gate_stage",
+        "gatekeeper_gate_weight_percent",
     ):
         assert needed in used, needed
 
@@ -189,3 +193,137 @@ def test_metric_name_check_catches_a_panel_with_a_name_the_registry_does_not_exp
     exported = exported_names(GateMetrics().registry) | {"gatekeeper_gate_verdict"}
     names = metric_names('sum(rate(gatekeeper_verdicts_totl{gate=~"$gate"}[$__rate_interval]))')
     assert names - exported == {"gatekeeper_verdicts_totl"}
+
+
+# -- every signal kind: the measured value next to the bound it is judged against ------------------------------
+def checkout_gate_with_every_kind():  # type: ignore[no-untyped-def]
+    """gates/checkout.yaml (ratio, latency, invariant, drift, duplicates, retries, health) plus a two-sided
+    threshold, a one-sided one and a ratio whose harmful direction is a decrease."""
+    from gatekeeper.spec import load_gate
+    from gatekeeper.spec.signals import RatioSignal, ThresholdSignal
+
+    gate = load_gate(ROOT / "gates" / "checkout.yaml")
+    extra = [
+        ThresholdSignal.model_validate(
+            {"name": "cpu", "kind": "threshold", "query": "x", "min": 0.1, "max": 2}
+        ),
+        ThresholdSignal.model_validate({"name": "floor", "kind": "threshold", "query": "y", "min": 5}),
+        RatioSignal.model_validate(
+            {
+                "name": "conversion",
+                "kind": "ratio",
+                "bad": "a",
+                "total": "b",
+                "direction": "decrease",
+                "tolerance": 0.25,
+            }
+        ),
+    ]
+    return gate.model_copy(update={"signals": [*gate.signals, *extra]})
+
+
+def outcome_of(signal, *, measured: bool):  # type: ignore[no-untyped-def]
+    """What each kind's evaluator returns: count kinds a rate-ratio effect once events exist (none before),
+    threshold the latest value, health the ages of the canary's required series."""
+    kw = {}
+    if signal.kind == "threshold":
+        kw["effect"] = Effect(measure="value", estimate=1.7, limit=signal.max or signal.min)
+    elif signal.kind == "health":
+        kw["canary"] = {"age_seconds": {"http_requests_total": 12.0, "orders_total": 47.5, "gone": None}}
+    elif measured:
+        kw["effect"] = Effect(
+            measure="rate ratio", estimate=1.1, lower=0.9, upper=1.3, limit=1 + signal.tolerance
+        )
+    return SignalOutcome(name=signal.name, kind=signal.kind, verdict=Verdict.INCONCLUSIVE, reason="r", **kw)
+
+
+def samples_of(metrics: GateMetrics, name: str) -> dict[tuple[str, ...], float]:
+    return {
+        tuple(sorted(s.labels.items())): s.value
+        for f in metrics.registry.collect()
+        for s in f.samples
+        if s.name == name
+    }
+
+
+def test_every_signal_kind_exports_its_measured_value_next_to_the_limit_it_is_judged_against() -> None:
+    gate = checkout_gate_with_every_kind()
+    kinds = {s.kind for s in gate.signals}
+    assert kinds >= {"ratio", "latency", "threshold", "invariant", "drift", "duplicates", "retries", "health"}
+    metrics = GateMetrics()
+    for measured in (False, True):  # before any event (no effect yet), then with one
+        outcomes = [outcome_of(s, measured=measured) for s in gate.signals]
+        metrics.record(aggregate(outcomes, gate="checkout", window={"end": 1.0}, stage=0), spec=gate)
+        limits = samples_of(metrics, "gatekeeper_signal_effect_limit")
+        for s in gate.signals:
+            mine = {dict(k)["measure"] for k in limits if dict(k)["signal"] == s.name}
+            assert len(mine) == 1, f"{s.kind} signal {s.name}: limits {mine}"
+    effects = samples_of(metrics, "gatekeeper_signal_effect")
+    for s in gate.signals:  # the same measure label on both lines, so one panel draws them together
+        (measure,) = {dict(k)["measure"] for k in limits if dict(k)["signal"] == s.name}
+        assert any(dict(k)["signal"] == s.name and dict(k)["measure"] == measure for k in effects), s.name
+
+    def limit(signal: str, side: str) -> float | None:
+        hits = [v for k, v in limits.items() if dict(k)["signal"] == signal and dict(k)["side"] == side]
+        return hits[0] if hits else None
+
+    assert (limit("error-rate", "max"), limit("error-rate", "min")) == (1.5, None)
+    assert limit("conversion", "min") == pytest.approx(1 / 1.25) and limit("conversion", "max") is None
+    assert (limit("cpu", "min"), limit("cpu", "max")) == (0.1, 2.0)  # both bounds, not only the max
+    assert (limit("floor", "min"), limit("floor", "max")) == (5.0, None)
+    assert limit("telemetry", "max") == 120.0
+    health = {dict(k)["bound"]: v for k, v in effects.items() if dict(k)["signal"] == "telemetry"}
+    assert health == {"estimate": 47.5}  # the stalest required series the canary has
+
+
+def test_without_the_spec_the_limit_is_the_outcomes_own() -> None:
+    metrics = GateMetrics()
+    metrics.record(judgement())
+    limits = samples_of(metrics, "gatekeeper_signal_effect_limit")
+    assert (
+        limits[(("gate", "checkout"), ("measure", "rate ratio"), ("side", "max"), ("signal", "error-rate"))]
+        == 1.2
+    )
+
+
+# -- the controller's Observer ----------------------------------------------------------------------------------
+def test_the_controller_observer_moves_phase_stage_and_weight_and_counts_only_the_analysis_aborts() -> None:
+    from gatekeeper.controller.kube import parse_gate
+    from gatekeeper.controller.runtime import Observer
+    from tests.controller_support import gate_body
+
+    body = gate_body("web", service="checkout")
+    body["metadata"]["namespace"] = "shop"
+    gate = parse_gate(body)  # stages 1, 5, 25, 50, 100
+    other = gate.model_copy(update={"name": "other"})
+    metrics = GateMetrics()
+    observer: Observer = metrics.observer()
+    look = aggregate([outcome_of(gate.signals[0], measured=True)], gate="web", window={"end": 9.0}, stage=0,
+                     weight=1.0)  # fmt: skip
+    observer.acted(gate, "start", by_operator=False)
+    observer.looked(gate, look, 0.05)
+    observer.acted(gate, "advance", by_operator=False)
+    position = (
+        samples_of(metrics, "gatekeeper_gate_stage"),
+        samples_of(metrics, "gatekeeper_gate_weight_percent"),
+    )
+    assert position == ({(("gate", "web"),): 2.0}, {(("gate", "web"),): 5.0})
+    observer.acted(gate, "revert", by_operator=False)
+    observer.acted(other, "start", by_operator=False)
+    observer.acted(other, "abort", by_operator=True)  # `gatekeeper abort`: an operator's, not the analysis's
+    assert samples_of(metrics, "gatekeeper_gate_weight_percent") == {
+        (("gate", "web"),): 0.0,
+        (("gate", "other"),): 0.0,
+    }
+    phases = {k: v for k, v in samples_of(metrics, "gatekeeper_gate_phase").items() if v == 1}
+    assert phases == {
+        (("gate", "web"), ("phase", "RolledBack")): 1,
+        (("gate", "other"), ("phase", "Aborted")): 1,
+    }
+    aborts = samples_of(metrics, "gatekeeper_analysis_aborts_total")
+    assert aborts == {(("action", "revert"), ("gate", "web")): 1.0}
+    actions = samples_of(metrics, "gatekeeper_actions_total")
+    assert actions[(("action", "abort"), ("gate", "other"))] == 1
+    assert samples_of(metrics, "gatekeeper_evaluation_duration_seconds_count") == {(("gate", "web"),): 1.0}
+    limit = (("gate", "web"), ("measure", "rate ratio"), ("side", "max"), ("signal", "error-rate"))
+    assert samples_of(metrics, "gatekeeper_signal_effect_limit") == {limit: 1.5}  # the spec's tolerance 0.5

@@ -76,7 +76,7 @@ def default_evaluator(
                 metrics.record_error(gate=gate.name, kind=type(e).__name__)
             return _error_judgement(gate, window=window, stage=stage, reason=f"evaluation failed: {e}")
         if metrics is not None:
-            metrics.record(judgement, duration_seconds=time.perf_counter() - started)
+            metrics.record(judgement, duration_seconds=time.perf_counter() - started, spec=gate)
         return judgement
 
     return evaluate

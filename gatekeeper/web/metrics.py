@@ -6,25 +6,62 @@ default registry), so tests and several apps in one process never share counters
 Metric names are a public contract: the Grafana dashboard in `charts/gatekeeper/dashboards/gatekeeper.json`
 queries exactly these (a test parses every panel's PromQL and checks each name is exported here).
 
-The controller lives below this room and must not import it: it receives `GateMetrics.record` and
-`GateMetrics.record_action` as plain callables when the process is wired up.
+The controller lives below this room and must not import it: `gatekeeper controller run` hands it
+`GateMetrics.observer()`, an implementation of `gatekeeper.controller.runtime.Observer` over these metrics.
+
+Every signal exports what it is judged on next to what it is judged against, so one Grafana panel can draw both:
+`gatekeeper_signal_effect{measure, bound}` and `gatekeeper_signal_effect_limit{measure, side}`.
+
+| kinds | measure | effect (bound) | limit (side) |
+|---|---|---|---|
+| ratio, latency, invariant, drift, duplicates, retries | `rate ratio` (canary/baseline) | estimate, lower, upper | `max` 1 + tolerance (increase), `min` 1 / (1 + tolerance) (decrease), both (either) |
+| threshold | `value` (the canary's latest) | estimate | `max` and/or `min`, as the signal sets them |
+| health | `staleness (s)` (the canary's oldest required series) | estimate | `max` maxStaleness |
+
+Limits come from the gate's spec when the gate is known (the controller, `gatekeeper serve`'s evaluations),
+so they are there from the first look even before an effect could be estimated; otherwise from the outcome.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make_asgi_app
 
 from gatekeeper.judge import Judgement
-from gatekeeper.spec.outcome import Verdict
+from gatekeeper.spec import GateSpec
+from gatekeeper.spec.outcome import SignalOutcome, Verdict
+from gatekeeper.spec.signals import Direction
+from gatekeeper.spec.status import Phase
 
-__all__ = ["ANALYSIS_ACTIONS", "METRIC_NAMES", "GateMetrics", "exported_names"]
+__all__ = [
+    "ACTION_PHASES",
+    "ANALYSIS_ACTIONS",
+    "METRIC_NAMES",
+    "GateMetrics",
+    "MetricsObserver",
+    "exported_names",
+    "signal_limits",
+]
 
 #: Actions that take the canary back or stop it because of what the analysis found.
 ANALYSIS_ACTIONS = frozenset({"revert", "halt", "abort", "rollback"})
+
+#: The phase a transition leaves the gate in (approve and hold leave it where it was).
+ACTION_PHASES = {
+    "start": Phase.PROGRESSING,
+    "advance": Phase.PROGRESSING,
+    "resume": Phase.PROGRESSING,
+    "await-approval": Phase.AWAITING_APPROVAL,
+    "pause": Phase.PAUSED,
+    "promote": Phase.PROMOTED,
+    "revert": Phase.ROLLED_BACK,
+    "halt": Phase.HALTED,
+    "abort": Phase.ABORTED,
+}
 
 _DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
@@ -102,8 +139,8 @@ class GateMetrics:
         )
         self.effect_limit = Gauge(
             "gatekeeper_signal_effect_limit",
-            "The tolerated effect (1 + tolerance for ratios; the threshold for threshold signals).",
-            ["gate", "signal", "measure"],
+            "The bound the effect is judged against (side=max: harm above it; side=min: harm below it).",
+            ["gate", "signal", "measure", "side"],
             registry=r,
         )
         self.samples = Gauge(
@@ -119,6 +156,12 @@ class GateMetrics:
             "gatekeeper_gate_weight_percent",
             "Canary traffic weight of the current stage.",
             ["gate"],
+            registry=r,
+        )
+        self.phase = Gauge(
+            "gatekeeper_gate_phase",
+            "1 for the gate's phase after its last transition, 0 for the others.",
+            ["gate", "phase"],
             registry=r,
         )
         self.last_look = Gauge(
@@ -142,8 +185,10 @@ class GateMetrics:
 
     # --- recording -----------------------------------------------------------------------------------------
 
-    def record(self, judgement: Judgement, *, duration_seconds: float | None = None) -> None:
-        """Account one look. Safe to call from any thread."""
+    def record(
+        self, judgement: Judgement, *, duration_seconds: float | None = None, spec: GateSpec | None = None
+    ) -> None:
+        """Account one look. Safe to call from any thread. `spec`: the gate judged, for every signal's limits."""
         gate = judgement.gate
         self.evaluations.labels(gate).inc()
         self.gate_verdicts.labels(gate, judgement.verdict.value).inc()
@@ -156,10 +201,11 @@ class GateMetrics:
         end = judgement.window.get("end") if judgement.window else None
         if end is not None:
             self.last_look.labels(gate).set(end)
+        limits = {sig.name: signal_limits(sig) for sig in spec.signals} if spec is not None else {}
         for s in judgement.signals:
-            self._record_signal(gate, s)
+            self._record_signal(gate, s, limits.get(s.name))
 
-    def _record_signal(self, gate: str, s: Any) -> None:
+    def _record_signal(self, gate: str, s: SignalOutcome, limits: _Limits | None) -> None:
         name = s.name
         self.signal_verdicts.labels(gate, name, s.verdict.value).inc()
         _state_set(self.signal_verdict, (gate, name), s.verdict.value)
@@ -176,14 +222,22 @@ class GateMetrics:
                 if _finite(samples.get(arm)):
                     self.samples.labels(gate, name, arm).set(samples[arm])
         effect = s.effect
-        if effect is None:
-            return
-        for bound in ("estimate", "lower", "upper"):
-            value = getattr(effect, bound)
-            if value is not None and not math.isnan(value):
-                self.effect.labels(gate, name, effect.measure, bound).set(value)
-        if effect.limit is not None and not math.isnan(effect.limit):
-            self.effect_limit.labels(gate, name, effect.measure).set(effect.limit)
+        measure = effect.measure if effect is not None else None
+        if effect is not None:
+            for bound in ("estimate", "lower", "upper"):
+                value = getattr(effect, bound)
+                if value is not None and not math.isnan(value):
+                    self.effect.labels(gate, name, effect.measure, bound).set(value)
+        elif s.kind == "health":
+            ages = [a for a in (s.canary.get("age_seconds") or {}).values() if _finite(a)]
+            measure = _STALENESS
+            if ages:
+                self.effect.labels(gate, name, measure, "estimate").set(max(ages))
+        if limits is not None and (measure is None or measure == limits[0]):
+            for side, value in limits[1]:
+                self.effect_limit.labels(gate, name, limits[0], side).set(value)
+        elif effect is not None and effect.limit is not None and math.isfinite(effect.limit):
+            self.effect_limit.labels(gate, name, effect.measure, "max").set(effect.limit)
 
     def record_action(self, *, gate: str, action: str, caused_by_analysis: bool | None = None) -> None:
         """Account one transition. `caused_by_analysis` defaults to True for revert/halt/abort/rollback: pass
@@ -199,11 +253,94 @@ class GateMetrics:
         """A look that could not be made at all (bad spec, source down before any signal ran)."""
         self.errors.labels(gate, kind).inc()
 
+    def record_phase(self, *, gate: str, phase: str) -> None:
+        """The gate's phase now (a state set: 1 for it, 0 for every other phase)."""
+        for p in Phase:
+            self.phase.labels(gate, p.value).set(1.0 if p.value == phase else 0.0)
+
+    def record_position(self, *, gate: str, stage: int | None = None, weight: float | None = None) -> None:
+        """The gate's stage (0-based here, exported 1-based) and canary weight after a transition."""
+        if stage is not None:
+            self.stage.labels(gate).set(stage + 1)
+        if weight is not None:
+            self.weight.labels(gate).set(weight)
+
+    def observer(self) -> MetricsObserver:
+        """The controller's `Observer` over these metrics (see `MetricsObserver`)."""
+        return MetricsObserver(self)
+
     # --- serving -------------------------------------------------------------------------------------------
 
     def asgi_app(self) -> Callable[..., Any]:
         """The ASGI app for `/metrics` over this registry only."""
         return make_asgi_app(registry=self.registry)
+
+
+_STALENESS = "staleness (s)"
+_Limits = tuple[str, tuple[tuple[str, float], ...]]
+
+
+def signal_limits(signal: Any) -> _Limits:
+    """(measure, ((side, limit), ...)) a signal of the spec is judged against; see the module docstring."""
+    kind = signal.kind
+    if kind == "threshold":
+        sides = (("max", signal.max), ("min", signal.min))
+        return "value", tuple((side, float(v)) for side, v in sides if v is not None)
+    if kind == "health":
+        return _STALENESS, (("max", float(signal.max_staleness)),)
+    limit = 1.0 + signal.tolerance
+    direction = getattr(signal, "direction", Direction.INCREASE)
+    out: list[tuple[str, float]] = []
+    if direction in (Direction.INCREASE, Direction.EITHER):
+        out.append(("max", limit))
+    if direction in (Direction.DECREASE, Direction.EITHER):
+        out.append(("min", 1.0 / limit))
+    return "rate ratio", tuple(out)
+
+
+class MetricsObserver:
+    """`gatekeeper.controller.runtime.Observer` over `GateMetrics`, wired by `gatekeeper controller run`.
+
+    A look records the judgement (verdict, evidence, effect and limits from the gate's spec, stage and weight);
+    a transition counts the action (an operator's abort is an action, never an analysis abort) and moves the
+    phase, stage and weight gauges, so a rolled-back gate shows weight 0 although it is never looked at again.
+    Thread-safe: the controller calls it from its worker threads.
+    """
+
+    def __init__(self, metrics: GateMetrics) -> None:
+        self.metrics = metrics
+        self._lock = threading.Lock()
+        self._stage: dict[str, int] = {}  # the last stage seen per gate (a look's, or a transition's)
+
+    def looked(self, gate: GateSpec, judgement: Judgement, seconds: float) -> None:
+        self.metrics.record(judgement, duration_seconds=seconds, spec=gate)
+        with self._lock:
+            self._stage[gate.name] = judgement.stage
+
+    def acted(self, gate: GateSpec, action: str, *, by_operator: bool) -> None:
+        name = gate.name
+        self.metrics.record_action(gate=name, action=action, caused_by_analysis=not by_operator)
+        phase = ACTION_PHASES.get(action)
+        if phase is not None:
+            self.metrics.record_phase(gate=name, phase=phase.value)
+        with self._lock:
+            stage, weight = self._position(gate, action, self._stage.get(name))
+            if stage is not None:
+                self._stage[name] = stage
+        self.metrics.record_position(gate=name, stage=stage, weight=weight)
+
+    @staticmethod
+    def _position(gate: GateSpec, action: str, known: int | None) -> tuple[int | None, float | None]:
+        last = len(gate.stages) - 1
+        if action == "start":
+            return 0, gate.stages[0].weight
+        if action == "advance" and known is not None and known < last:
+            return known + 1, gate.stages[known + 1].weight
+        if action == "promote":
+            return last, 100.0
+        if action in ("revert", "abort"):
+            return None, 0.0
+        return None, None
 
 
 def _state_set(gauge: Gauge, labels: tuple[str, ...], current: str) -> None:
@@ -241,6 +378,7 @@ METRIC_NAMES: tuple[str, ...] = (
     "gatekeeper_signal_samples",
     "gatekeeper_gate_stage",
     "gatekeeper_gate_weight_percent",
+    "gatekeeper_gate_phase",
     "gatekeeper_gate_last_evaluation_timestamp_seconds",
     "gatekeeper_actions_total",
     "gatekeeper_analysis_aborts_total",

@@ -6,21 +6,41 @@ Inside a cluster (no ``--kubeconfig`` and ``KUBERNETES_SERVICE_HOST`` set) it us
 Replicas elect a leader through the Lease ``--lease-name`` in ``--lease-namespace``; only the leader acts.
 Exit codes: 0 after a graceful stop (SIGTERM/SIGINT), 1 when leadership was lost (the pod restarts and
 campaigns again), 2 bad input.
+
+``--metrics-port`` serves Prometheus metrics about the gates at ``/metrics`` (``gatekeeper.web.metrics``: verdicts,
+stage, weight, phase, e-values with their thresholds, effects with their limits, actions and analysis aborts);
+``--dashboard-port`` serves the read-only dashboard (and ``/metrics`` again). Both are off unless given (the Helm
+chart gives 9464 and 8080); 0 picks a free port, logged at start. Only the leader has gate metrics to export.
+
+``--config`` reads the defaults file the Helm chart mounts (``charts/gatekeeper/templates/configmap.yaml``)::
+
+    source: {prometheus: {url: ..., timeout: 5s, retries: 2, headers: {...}}}  # for gates that do not set them
+    routers: [gateway-api]                  # the routing kinds RBAC allows (validated, logged)
+    prometheusHeadersDir: /etc/...          # one file per header (a mounted Secret), added to every query
+
+``--prometheus`` still overrides every gate's URL, the file's too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import signal
 import socket
 import uuid
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 __all__ = ["register"]
+
+log = logging.getLogger("gatekeeper.controller")
+_CONFIG_KEYS = frozenset({"source", "routers", "prometheusHeadersDir"})
+_SOURCE_DEFAULTS = frozenset({"url", "timeout", "retries", "headers"})  # what a source factory can apply
 
 controller_app = typer.Typer(help="Run the gate controller.", no_args_is_help=True)
 
@@ -61,6 +81,24 @@ def run(
     ] = 60.0,
     health_port: Annotated[int, typer.Option(help="Port of /healthz and /readyz (0: any free port).")] = 8081,
     health_host: Annotated[str, typer.Option(help="Address of the probe server.")] = "0.0.0.0",
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(min=0, max=65535, help="Serve /metrics on this port (0: any free port; default: off)."),
+    ] = None,
+    metrics_host: Annotated[str, typer.Option(help="Address of the /metrics server.")] = "0.0.0.0",
+    dashboard_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            help="Serve the read-only dashboard on this port (0: any free port; default: off).",
+        ),
+    ] = None,
+    dashboard_host: Annotated[str, typer.Option(help="Address of the dashboard.")] = "0.0.0.0",
+    config: Annotated[
+        Path | None,
+        typer.Option(help="YAML defaults: source.prometheus for gates that set none, routers, headers dir."),
+    ] = None,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     clock_origin: Annotated[
         float | None, typer.Option(hidden=True, help="Gate time at start (unix s).")
@@ -97,6 +135,7 @@ def run(
             if clock_origin is not None
             else SystemClock()
         )
+        defaults = _load_config(config) if config is not None else None
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -113,8 +152,29 @@ def run(
         health_host=health_host,
         health_port=health_port,
     )
-    controller = Controller(api, settings, clock=clock, hooks=hooks)
-    raise typer.Exit(asyncio.run(_serve(controller)))
+    metrics = None
+    if metrics_port is not None or dashboard_port is not None:
+        from gatekeeper.web.metrics import GateMetrics
+
+        metrics = GateMetrics()
+    with contextlib.ExitStack() as servers:
+        if metrics is not None and metrics_port is not None:
+            url = _start(servers, metrics.asgi_app(), host=metrics_host, port=metrics_port, what="/metrics")
+            log.info("serving metrics at %s/metrics", url)
+        if metrics is not None and dashboard_port is not None:
+            app = _dashboard(api, namespace=namespace, prometheus=prometheus, metrics=metrics)
+            url = _start(servers, app, host=dashboard_host, port=dashboard_port, what="the dashboard")
+            log.info("serving the read-only dashboard at %s/", url)
+        controller = Controller(
+            api,
+            settings,
+            clock=clock,
+            hooks=hooks,
+            observer=metrics.observer() if metrics is not None else None,
+            source_factory=_source_factory(defaults, override=prometheus) if defaults is not None else None,
+        )
+        code = asyncio.run(_serve(controller))
+    raise typer.Exit(code)
 
 
 async def _serve(controller: Any) -> int:
@@ -138,3 +198,111 @@ def _api_client(kubeconfig: str | None, context: str | None) -> Any:
         where = kubeconfig or "$KUBECONFIG or ~/.kube/config"
         typer.echo(f"error: cannot load the kubeconfig ({where}): {e}; pass --kubeconfig PATH", err=True)
         raise typer.Exit(2) from None
+
+
+def _start(stack: contextlib.ExitStack, app: Any, *, host: str, port: int, what: str) -> str:
+    """Serve ``app`` on a background thread until ``stack`` closes; exit 2 when the address is taken."""
+    from gatekeeper.web.serving import BackgroundServer
+
+    try:
+        server = stack.enter_context(BackgroundServer(app, host=host, port=port, name=f"gatekeeper {what}"))
+    except (OSError, RuntimeError) as e:
+        typer.echo(f"error: cannot serve {what} on {host}:{port}: {e}", err=True)
+        raise typer.Exit(2) from None
+    return server.url
+
+
+def _dashboard(api: Any, *, namespace: str | None, prometheus: str | None, metrics: Any) -> Any:
+    """The dashboard over the controller's own API client: read-only (no token), its ``/metrics`` the
+    controller's; the Argo/Flagger endpoints' looks are not recorded there (they are not the controller's)."""
+    from gatekeeper.ops.views import KubernetesGateRepository
+    from gatekeeper.web.app import create_app, default_evaluator
+
+    return create_app(
+        repository=KubernetesGateRepository(api, namespace=namespace),
+        metrics=metrics,
+        evaluate=default_evaluator(prometheus=prometheus),
+    )
+
+
+# -- --config ---------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Defaults:
+    prometheus: Any  # PrometheusSettings; model_fields_set says which fields the file sets
+    routers: tuple[str, ...]
+    headers_dir: Path | None
+
+
+def _load_config(path: Path) -> _Defaults:
+    """Read and check the defaults file; ``ValueError`` naming the key and the fix."""
+    import yaml
+    from pydantic import ValidationError
+
+    from gatekeeper.routing import RoutingError
+    from gatekeeper.routing.base import parse_kind
+    from gatekeeper.spec.models import SourceSettings
+
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except (OSError, yaml.YAMLError) as e:
+        raise ValueError(f"--config {path}: {e}") from None
+    if not isinstance(raw, dict):
+        raise ValueError(f"--config {path}: expected a mapping with keys {', '.join(sorted(_CONFIG_KEYS))}")
+    if unknown := sorted(set(raw) - _CONFIG_KEYS):
+        raise ValueError(
+            f"--config {path}: unknown key(s) {', '.join(unknown)}; known: {sorted(_CONFIG_KEYS)}"
+        )
+    try:
+        source = SourceSettings.model_validate(raw.get("source") or {})
+    except ValidationError as e:
+        raise ValueError(f"--config {path}: source: {e}") from None
+    extra = sorted(source.prometheus.model_fields_set - _SOURCE_DEFAULTS)
+    if extra or source.traces is not None:
+        what = ", ".join(
+            [f"source.prometheus.{k}" for k in extra] + (["source.traces"] if source.traces else [])
+        )
+        raise ValueError(f"--config {path}: {what} cannot be a default; set it in each gate's source instead")
+    routers = raw.get("routers") or []
+    if not isinstance(routers, list):
+        raise ValueError(f"--config {path}: routers must be a list of routing kinds")
+    try:
+        kinds = tuple(parse_kind(str(k)) for k in routers)
+    except RoutingError as e:
+        raise ValueError(f"--config {path}: routers: {e}") from None
+    hdir = raw.get("prometheusHeadersDir")
+    headers_dir = Path(hdir) if hdir else None
+    if headers_dir is not None and not headers_dir.is_dir():
+        raise ValueError(f"--config {path}: prometheusHeadersDir {headers_dir} is not a directory")
+    log.info("defaults from %s: prometheus %s; routers allowed by RBAC: %s", path,
+             source.prometheus.url if "url" in source.prometheus.model_fields_set else "(per gate)",
+             ", ".join(kinds) or "none")  # fmt: skip
+    return _Defaults(prometheus=source.prometheus, routers=kinds, headers_dir=headers_dir)
+
+
+def _source_factory(defaults: _Defaults, *, override: str | None) -> Any:
+    """A ``SourceFactory`` that fills what a gate's ``source.prometheus`` leaves unset from the defaults file;
+    the gate's own values win, and ``--prometheus`` (``override``) wins over both for the URL."""
+    from gatekeeper.controller.looks import prometheus_source
+
+    base = defaults.prometheus
+    given = base.model_fields_set & (_SOURCE_DEFAULTS - {"headers"})
+
+    def make(settings: Any, url: str) -> Any:
+        update: dict[str, Any] = {k: getattr(base, k) for k in given if k not in settings.model_fields_set}
+        if override is None and "url" in update:
+            url = update["url"]
+        update["headers"] = {**base.headers, **_read_headers(defaults.headers_dir), **settings.headers}
+        return prometheus_source(settings.model_copy(update=update), url)
+
+    return make
+
+
+def _read_headers(directory: Path | None) -> dict[str, str]:
+    """One header per file (a mounted Secret: the key is the header name); dot-files are the kubelet's."""
+    if directory is None:
+        return {}
+    return {
+        f.name: f.read_text().strip()
+        for f in sorted(directory.iterdir())
+        if not f.name.startswith(".") and f.is_file()
+    }
