@@ -32,8 +32,8 @@ BASE_RULES = [
     {"apiGroups": ["gatekeeper.dev"], "resources": ["gates/status"], "verbs": ["get", "patch", "update"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
-# Flags the chart passes that `gatekeeper controller run` does not take yet (asked of the controller's owner).
-PENDING_FLAGS = frozenset({"--config", "--metrics-port", "--dashboard-port"})
+# Flags the chart passes that `gatekeeper controller run` does not take yet (none: every flag is real).
+PENDING_FLAGS: frozenset[str] = frozenset()
 
 
 def helm_binary() -> Path:
@@ -211,13 +211,99 @@ def test_the_dashboards_configmap_carries_every_dashboard_file(helm: Path) -> No
 
 def test_the_service_monitor_is_off_by_default_and_scrapes_the_metrics_port(helm: Path) -> None:
     assert not [o for o in render(helm) if o["kind"] == "ServiceMonitor"]
-    objs = render(helm, "serviceMonitor.enabled=true")
+    objs = render(helm, "serviceMonitor.enabled=true", "ports.metrics=9999")
     monitor = one(objs, "ServiceMonitor")
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["spec"]["endpoints"][0]["path"] == "/metrics"
+    service = one(objs, "Service")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    # the Service's "metrics" port leads to the container port the controller serves /metrics on
+    (svc_port,) = [p for p in service["spec"]["ports"] if p["name"] == "metrics"]
+    (c,) = one(objs, "Deployment")["spec"]["template"]["spec"]["containers"]
+    (container_port,) = [p["containerPort"] for p in c["ports"] if p["name"] == svc_port["targetPort"]]
+    assert container_port == 9999 and "--metrics-port=9999" in c["args"]
+    dashboard = next(p["containerPort"] for p in c["ports"] if p["name"] == "dashboard")
+    assert f"--dashboard-port={dashboard}" in c["args"]
+
+
+class RecordingPrometheus:
+    """A real HTTP server on 127.0.0.1 answering every query with an empty vector and recording what came."""
+
+    def __init__(self) -> None:
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        requests: list[dict[str, Any]] = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self) -> None:
+                requests.append({"path": self.path, "headers": dict(self.headers)})
+                body = b'{"status":"success","data":{"resultType":"vector","result":[]}}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.requests = requests
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> RecordingPrometheus:
+        import threading
+
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def test_the_controller_reads_the_config_the_chart_writes_and_its_defaults_reach_prometheus(
+    helm: Path, tmp_path: Path
+) -> None:
+    """The chart's ConfigMap through `controller run --config`'s reader; the defaults it sets (URL, timeout,
+    headers, the mounted header Secret) reach the Prometheus a gate without its own `source` queries, and a
+    gate's own settings win."""
+    from gatekeeper.cli.commands.controller import _load_config, _source_factory
+    from gatekeeper.spec.models import PrometheusSettings
+
+    with RecordingPrometheus() as prom:
+        objs = render(helm, f"sources.prometheus.url={prom.url}", "sources.prometheus.timeout=7s",
+                      "sources.prometheus.headers.X-Scope-OrgID=shop", "sources.prometheus.headersSecret=prom-auth")  # fmt: skip
+        text = one(objs, "ConfigMap", "-config")["data"]["config.yaml"]
+        secret = tmp_path / "prometheus-headers"  # what the kubelet mounts: key files, its own dot-entries
+        (secret / "..2026_01_01").mkdir(parents=True)
+        (secret / "Authorization").write_text("Bearer s3cret\n")
+        config = tmp_path / "config.yaml"
+        config.write_text(text.replace("/etc/gatekeeper/prometheus-headers", str(secret)))
+        defaults = _load_config(config)
+        assert defaults.routers == ("gateway-api",)
+        make = _source_factory(defaults, override=None)
+        unset = PrometheusSettings.model_validate({"step": "15s"})
+        make(unset, unset.url).instant("up", at=1000.0)
+        own = PrometheusSettings.model_validate(
+            {"url": prom.url + "/own", "headers": {"X-Scope-OrgID": "mine"}}
+        )
+        make(own, own.url).instant("up", at=1000.0)
+    (first, second) = prom.requests
+    assert first["path"].startswith("/api/v1/query")
+    assert first["headers"]["Authorization"] == "Bearer s3cret"
+    assert first["headers"]["X-Scope-OrgID"] == "shop"
+    assert second["path"].startswith("/own/api/v1/query")
     assert (
-        monitor["spec"]["selector"]["matchLabels"].items()
-        <= one(objs, "Service")["metadata"]["labels"].items()
+        second["headers"]["X-Scope-OrgID"] == "mine" and second["headers"]["Authorization"] == "Bearer s3cret"
     )
+    for bad, named in (("{routers: [linkerd]}", "linkerd"), ("{sources: {}}", "unknown key(s) sources"),
+                       ("{source: {prometheus: {step: 15s}}}", "source.prometheus.step cannot be a default")):  # fmt: skip
+        config.write_text(bad)
+        with pytest.raises(ValueError, match=re.escape(named)):
+            _load_config(config)
 
 
 # -- on the real API server -----------------------------------------------------------------------------------
