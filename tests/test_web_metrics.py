@@ -229,7 +229,9 @@ def outcome_of(signal, *, measured: bool):  # type: ignore[no-untyped-def]
     if signal.kind == "threshold":
         kw["effect"] = Effect(measure="value", estimate=1.7, limit=signal.max or signal.min)
     elif signal.kind == "health":
-        kw["canary"] = {"age_seconds": {"http_requests_total": 12.0, "orders_total": 47.5, "gone": None}}
+        kw["canary"] = {
+            "age_seconds": {"http_requests_total": 12.0, "orders_total": 47.5, "gone": None, "up": 60.0}
+        }
     elif measured:
         kw["effect"] = Effect(
             measure="rate ratio", estimate=1.1, lower=0.9, upper=1.3, limit=1 + signal.tolerance

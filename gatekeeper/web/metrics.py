@@ -229,7 +229,8 @@ class GateMetrics:
                 if value is not None and not math.isnan(value):
                     self.effect.labels(gate, name, effect.measure, bound).set(value)
         elif s.kind == "health":
-            ages = [a for a in (s.canary.get("age_seconds") or {}).values() if _finite(a)]
+            facts = s.canary.get("age_seconds") or {}  # selector -> age, and "up" -> min(up) when checked
+            ages = [a for k, a in facts.items() if k != "up" and _finite(a)]
             measure = _STALENESS
             if ages:
                 self.effect.labels(gate, name, measure, "estimate").set(max(ages))
