@@ -14,6 +14,16 @@ between loses an announcement, never repeats it.
 A revert only lowers exposure: if the split saved before the first write had more canary traffic than now
 (or nothing was saved), the canary is set to 0 instead.
 
+Lifecycle hooks: the machine asks for a gating hook's answer (``Ask``); the executor calls the hooks of that
+type and decides again with the answer, within the same look (answers are kept across a retried decision, so
+a hook is called once per look). ``post-rollout`` hooks (``Fire``) and ``event`` hooks (one per Event) are
+called after the status write, at most once, like notifications.
+
+Routing a stage: a stage's ``mirror`` and ``match`` go with its weight (mirror off before live traffic, the
+A/B rule set or removed after the weight). A whole-gate ``dryRun`` validates every routing write on the API
+server (``dryRun=All``) and changes nothing, calls no hooks and sends no notifications; its Events say
+"[dry run]" and its status carries ``dryRun: true``.
+
 ``CrashPoints`` marks each edge above (and the query) so a test can kill the process exactly there.
 """
 
@@ -29,6 +39,9 @@ from gatekeeper.controller.leader import NotLeader
 from gatekeeper.controller.machine import (
     Action,
     Announce,
+    Ask,
+    Fire,
+    HookAnswer,
     Policy,
     Request,
     Route,
@@ -38,9 +51,11 @@ from gatekeeper.controller.machine import (
     transition,
 )
 from gatekeeper.controller.notify import Message, Notifier, wants
+from gatekeeper.controller.webhooks import HookCaller, HttpHooks, call_all, event_body, hook_body
 from gatekeeper.judge import Judgement
-from gatekeeper.routing import RouteFailure, Router, RoutingError
-from gatekeeper.spec.models import GateSpec
+from gatekeeper.routing import MatchRouter, MirrorRouter, RouteFailure, Router, RoutingError
+from gatekeeper.routing.match import Match
+from gatekeeper.spec.models import GateSpec, Stage
 from gatekeeper.spec.status import GateStatus
 
 __all__ = ["POINTS", "CrashPoints", "Executor", "KillAt", "NoCrash", "Outcome"]
@@ -118,15 +133,39 @@ class Executor:
         hooks: CrashPoints = NoCrash(),
         heartbeat: float = 60.0,
         attempts: int = 3,
+        webhooks: HookCaller | None = None,
     ) -> None:
         self.gates, self.router_for, self.notifier = gates, router_for, notifier
         self._submit, self._clock, self.hooks = submit, clock, hooks
         self.heartbeat, self.attempts = heartbeat, attempts
+        self.webhooks: HookCaller = webhooks or HttpHooks()
 
     # -- entry points ---------------------------------------------------------------------------------------
     def look(self, obj: dict[str, Any], gate: GateSpec, judgement: Judgement | None) -> Outcome:
         """Decide on one look and act; on a lost race re-read the Gate and decide again (bounded)."""
-        return self._retrying(obj, gate, lambda s, now: transition(s, judgement, now, Policy.from_gate(gate)))
+        policy = Policy.from_gate(gate)
+        answers: dict[str, HookAnswer] = {}
+        ref = GateRef.of(obj)
+
+        def decide(s: GateStatus, now: float) -> tuple[GateStatus, tuple[Action, ...]]:
+            for _ in range(8):
+                nxt, actions = transition(s, judgement, now, policy, answers)
+                asks = [a for a in actions if isinstance(a, Ask)]
+                if not asks:
+                    return nxt, actions
+                for a in asks:
+                    answers[a.type] = self._ask(ref, gate, s, a.type)
+            raise RuntimeError(f"gate {ref}: the machine kept asking for hooks: {sorted(answers)}")
+
+        return self._retrying(obj, gate, decide)
+
+    def _ask(self, ref: GateRef, gate: GateSpec, s: GateStatus, kind: str) -> HookAnswer:
+        if gate.dry_run:
+            return HookAnswer(ok=True, message="not called: dry run")
+        hooks = [h for h in gate.hooks if h.type == kind]
+        return call_all(
+            self.webhooks, hooks, lambda h: hook_body(h, name=ref.name, namespace=ref.namespace, status=s)
+        )
 
     def request(self, obj: dict[str, Any], gate: GateSpec, req: Request) -> Outcome:
         return self._retrying(obj, gate, lambda s, now: request(s, req, now, Policy.from_gate(gate)))
@@ -161,8 +200,13 @@ class Executor:
         ref = GateRef.of(obj)
         routes = [a for a in actions if isinstance(a, Route)]
         said = [a for a in actions if isinstance(a, Announce)]
+        fires = [a for a in actions if isinstance(a, Fire)]
         nxt = nxt.model_copy(
-            update={"observed_generation": obj["metadata"].get("generation"), "spec_hash": spec_hash(obj)}
+            update={
+                "observed_generation": obj["metadata"].get("generation"),
+                "spec_hash": spec_hash(obj),
+                "dry_run": gate.dry_run,
+            }
         )
         writes = 0
         resumed = bool(routes) and state.intent is not None and state.intent == routes[0].intent
@@ -191,6 +235,8 @@ class Executor:
             self.hooks.reached("after-result-write")
         for a in said:
             self._announce(obj, gate, nxt, a, now)
+        for f in fires:
+            self._fire(ref, gate, nxt, f.type)
         return Outcome(
             obj=obj,
             status=nxt,
@@ -223,15 +269,18 @@ class Executor:
 
     def _route(self, ref: GateRef, gate: GateSpec, r: Route) -> float:
         router = self.router_for(ref, gate)
+        dry = gate.dry_run
         if r.kind == "set":
-            return router.set_weight(_percent(r.intent.to_weight)).after.canary_percent
+            i = r.intent.stage
+            stage = gate.stages[i] if i is not None and 0 <= i < len(gate.stages) else None
+            return _set_stage(router, stage, _percent(r.intent.to_weight), dry=dry)
         preview = router.revert(dry_run=True)
         if not preview.written or preview.after.canary_percent > preview.before.canary_percent:
             # nothing saved, or the saved split had more canary traffic: lower to 0 instead of restoring it
-            if preview.before.canary_weight == 0:
+            if preview.before.canary_weight == 0 and not preview.written:
                 return 0.0
-            return router.set_weight(0).after.canary_percent
-        return router.revert().after.canary_percent
+            return _set_stage(router, None, 0, dry=dry)
+        return router.revert(dry_run=dry).after.canary_percent
 
     def _should_write(
         self, state: GateStatus, nxt: GateStatus, actions: tuple[Action, ...], now: float
@@ -243,11 +292,18 @@ class Executor:
 
     def _announce(self, obj: dict[str, Any], gate: GateSpec, s: GateStatus, a: Announce, now: float) -> None:
         kind = "Normal" if a.severity == "info" else "Warning"
+        if gate.dry_run:  # recorded, never sent: a dry run acts on nothing and pages nobody
+            self.gates.event(obj, kind=kind, reason=a.reason, message=f"[dry run] {a.message}", now=now)
+            return
         self.gates.event(obj, kind=kind, reason=a.reason, message=a.message, now=now)
+        ref = GateRef.of(obj)
+        for h in (h for h in gate.hooks if h.type == "event"):
+            body = event_body(h, name=ref.name, namespace=ref.namespace, status=s, message=a.message,
+                              warning=kind == "Warning", at=now)  # fmt: skip
+            self._submit(lambda h=h, body=body: self.webhooks.call(h, body))
         targets = [t for t in gate.notify if wants(t, a.severity)]
         if not targets:
             return
-        ref = GateRef.of(obj)
         m = Message(
             gate=ref.name, namespace=ref.namespace, event=a.reason, severity=a.severity, message=a.message,
             phase=s.phase.value, stage=s.stage, weight=s.weight, verdict=s.verdict, time=now,
@@ -255,6 +311,51 @@ class Executor:
         )  # fmt: skip
         for t in targets:
             self._submit(lambda t=t: self.notifier.send(t, m))
+
+    def _fire(self, ref: GateRef, gate: GateSpec, s: GateStatus, kind: str) -> None:
+        """Call the ``kind`` hooks after the fact (post-rollout): a failure is logged, nothing waits on it."""
+        if gate.dry_run:
+            return
+        for h in (h for h in gate.hooks if h.type == kind):
+            body = hook_body(h, name=ref.name, namespace=ref.namespace, status=s)
+            self._submit(lambda h=h, body=body: self.webhooks.call(h, body))
+
+
+def _set_stage(router: Router, stage: Stage | None, weight: int, *, dry: bool) -> float:
+    """Put a stage's routing in place: its weight, its A/B match (or none) and its mirror (or none).
+
+    A mirror goes off before the canary takes live traffic and on after its weight is 0 (a mirrored request
+    must never reach a canary that also takes live requests); the A/B rule follows the weight. ``stage=None``
+    (promote, revert to 0) removes both. A router without the capability is asked only when the stage needs
+    it, and then refuses with a RoutingError (the spec check keeps that from happening)."""
+    match = _match_of(stage) if stage is not None else None
+    mirror = stage.mirror if stage is not None and stage.mirror else 0.0
+    mirrors = isinstance(router, MirrorRouter)
+    if mirror and not mirrors:
+        raise RoutingError(
+            f"{router.target.describe()} cannot mirror traffic; stage asks for mirror {mirror:g}%"
+        )
+    if match is not None and not isinstance(router, MatchRouter):
+        raise RoutingError(
+            f"{router.target.describe()} cannot route by header or cookie; the stage has a match"
+        )
+    if mirrors and not mirror:
+        router.set_mirror(0, dry_run=dry)  # type: ignore[attr-defined]
+    after = router.set_weight(weight, dry_run=dry).after.canary_percent
+    if isinstance(router, MatchRouter):
+        router.set_match(match, dry_run=dry)
+    if mirror:
+        router.set_mirror(mirror, dry_run=dry)  # type: ignore[attr-defined]
+    return after
+
+
+def _match_of(stage: Stage) -> Match | None:
+    m = stage.match
+    if m is None:
+        return None
+    return Match(
+        headers=tuple(m.headers.items()), cookie=(m.cookie.name, m.cookie.value) if m.cookie else None
+    )
 
 
 def _material(s: GateStatus) -> dict[str, Any]:
