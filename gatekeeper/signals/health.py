@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from gatekeeper.signals.context import EvalContext
-from gatekeeper.signals.render import scoped
+from gatekeeper.signals.fetch import instant_by_arm, newest_samples
+from gatekeeper.signals.render import aggregate, scoped
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import HealthSignal
 
@@ -15,11 +16,10 @@ def evaluate(signal: HealthSignal, ctx: EvalContext) -> SignalOutcome:
     facts: dict[str, dict[str, object]] = {"canary": {}, "baseline": {}}
     for selector in signal.series:
         newest: dict[str, float | None] = {}
-        for arm in ("canary", "baseline"):
-            q = f"max(timestamp({scoped(selector, getattr(ctx.gate.scopes, arm))}))"
+        for arm, (q, t) in newest_samples(ctx, selector).items():
             queries[f"{arm}:{selector}"] = q
-            newest[arm] = ctx.metrics.instant(q, at=at).scalar()
-            facts[arm][selector] = None if newest[arm] is None else round(at - newest[arm], 1)
+            newest[arm] = t
+            facts[arm][selector] = None if t is None else round(at - t, 1)
         c, b = newest["canary"], newest["baseline"]
         if c is None and b is not None:
             gaps.append(f"the baseline has {selector} and the canary does not")
@@ -30,10 +30,13 @@ def evaluate(signal: HealthSignal, ctx: EvalContext) -> SignalOutcome:
         elif b is None or at - b > signal.max_staleness:
             gaps.append(f"baseline's {selector} is missing or stale")
     if signal.up:
-        for arm in ("canary", "baseline"):
-            q = f"min({scoped(signal.up, getattr(ctx.gate.scopes, arm))})"
-            queries[f"{arm}:up"] = q
-            up = ctx.metrics.instant(q, at=at).scalar()
+        up_selector = signal.up
+        results = instant_by_arm(
+            ctx, lambda scope, grouping: aggregate("min", scoped(up_selector, scope), grouping)
+        )
+        for arm, result in results.items():
+            queries[f"{arm}:up"] = result.query
+            up = result.scalar()
             facts[arm]["up"] = up
             if up is None:
                 gaps.append(f"no {arm} scrape targets ({signal.up})")

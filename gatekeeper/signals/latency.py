@@ -5,13 +5,14 @@ the baseline's quantile bucket bound (the canary's exceedance of the baseline's 
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
-from gatekeeper.signals.fetch import align, grid, staleness_gap
-from gatekeeper.signals.render import increase
+from gatekeeper.signals.fetch import align, grid, increase_render, range_by_arm, staleness_gap
+from gatekeeper.sources.base import QueryResult
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import LatencySignal
 from gatekeeper.stats import histogram
@@ -20,12 +21,10 @@ from gatekeeper.stats import histogram
 def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     queries: dict[str, str] = {}
     buckets: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-    for arm in ("canary", "baseline"):
-        query = increase(
-            signal.histogram, getattr(ctx.gate.scopes, arm), ctx.window.step, by="le", suffix="_bucket"
-        )
-        queries[f"{arm}_buckets"] = query
-        buckets[arm] = _per_le(ctx, query)
+    render = increase_render(signal.histogram, ctx.window.step, by="le", suffix="_bucket")
+    for arm, result in range_by_arm(ctx, render).items():
+        queries[f"{arm}_buckets"] = result.query
+        buckets[arm] = _per_le(ctx, result)
     if buckets["canary"] is None or buckets["baseline"] is None:
         missing = "canary" if buckets["canary"] is None else "baseline"
         return _plain(
@@ -87,9 +86,8 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     return out
 
 
-def _per_le(ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray] | None:
+def _per_le(ctx: EvalContext, result: QueryResult) -> tuple[np.ndarray, np.ndarray] | None:
     points = grid(ctx)
-    result = ctx.metrics.range(query, start=float(points[0]), end=float(points[-1]), step=ctx.window.step)
     by_le: dict[float, np.ndarray] = {}
     for s in result.series:
         try:
@@ -98,7 +96,7 @@ def _per_le(ctx: EvalContext, query: str) -> tuple[np.ndarray, np.ndarray] | Non
             continue
         if math.isnan(bound):
             continue
-        values, _ = align(type(result)(query=query, series=(s,)), points)
+        values, _ = align(replace(result, series=(s,)), points)
         by_le[bound] = by_le.get(bound, 0) + values
     if not by_le or math.inf not in by_le or not any(v.sum() for v in by_le.values()):
         return None
@@ -130,6 +128,4 @@ def _plain(signal: LatencySignal, queries: dict[str, str], verdict: Verdict, rea
 
 
 def _replace_reason(out: SignalOutcome, reason: str) -> SignalOutcome:
-    from dataclasses import replace
-
     return replace(out, reason=reason)

@@ -7,7 +7,7 @@ import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
-from gatekeeper.signals.fetch import grid, increments, newest_sample, staleness_gap
+from gatekeeper.signals.fetch import ARMS, grid, increments, newest_samples, staleness_gap
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import DriftSignal, DuplicateSignal, RatioSignal, RetrySignal
 
@@ -28,9 +28,10 @@ def evaluate(
     queries: dict[str, str] = {}
     arms: dict[str, ArmCounts | None] = {}
     notes: list[str] = []
-    for arm in ("canary", "baseline"):
-        q_ev, ev, ev_seen = increments(ctx, events_sel, arm)
-        q_ex, ex, ex_seen = increments(ctx, exposure_sel, arm)
+    events, exposure = increments(ctx, events_sel), increments(ctx, exposure_sel)
+    for arm in ARMS:
+        q_ev, ev, ev_seen = events[arm]
+        q_ex, ex, ex_seen = exposure[arm]
         queries[f"{arm}_{events_attr}"], queries[f"{arm}_{exposure_attr}"] = q_ev, q_ex
         if not ex_seen:
             arms[arm] = None
@@ -91,7 +92,7 @@ def _leaks(*, placed: np.ndarray, recorded: np.ndarray) -> np.ndarray:
 def _complete_until(ctx: EvalContext, selectors: tuple[str, ...]) -> float | None:
     """The newest instant every input series has reached: steps after it are still being ingested, and two
     counters read mid-ingestion disagree (a storefront counter ahead of its system of record is not a leak)."""
-    newest = [newest_sample(ctx, sel, arm)[1] for sel in selectors for arm in ("canary", "baseline")]
+    newest = [t for sel in selectors for _, t in newest_samples(ctx, sel).values()]
     known = [t for t in newest if t is not None]
     return min(known) if known else None
 
