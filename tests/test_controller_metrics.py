@@ -238,3 +238,39 @@ def test_the_controllers_metrics_show_verdict_stage_weight_phase_limits_and_only
     assert page.status_code == 200 and all(g in page.text for g in ("good", "bad", "held"))
     assert refused.status_code == 403
     assert value(on_dashboard, "gatekeeper_analysis_aborts_total", gate="bad", action="revert") == 1
+
+
+def test_a_taken_metrics_port_or_a_bad_config_is_bad_input_before_anything_runs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    from typer.testing import CliRunner
+
+    from gatekeeper.cli.main import app
+
+    kubeconfig = tmp_path / "kubeconfig"  # never contacted: the command stops before
+    kubeconfig.write_text(yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "x",
+        "clusters": [{"name": "x", "cluster": {"server": "https://127.0.0.1:1"}}],
+        "contexts": [{"name": "x", "context": {"cluster": "x", "user": "x"}}],
+        "users": [{"name": "x", "user": {"token": "t"}}],
+    }))  # fmt: skip
+    base = [
+        "controller",
+        "run",
+        "--kubeconfig",
+        str(kubeconfig),
+        "--health-port",
+        "0",
+        "--health-host",
+        "127.0.0.1",
+    ]
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = CliRunner().invoke(app, [*base, "--metrics-port", str(port), "--metrics-host", "127.0.0.1"])
+    assert done.exit_code == 2 and f"cannot serve /metrics on 127.0.0.1:{port}" in done.output, done.output
+    config = tmp_path / "config.yaml"
+    config.write_text("source: {prometheus: {url: 'not a url'}}\n")
+    done = CliRunner().invoke(app, [*base, "--config", str(config)])
+    assert done.exit_code == 2 and "--config" in done.output and "url" in done.output, done.output
