@@ -30,8 +30,9 @@ Rules (see shared/design/RELIABILITY.md for the peer bugs behind them):
   ``rollout`` checks count like source errors: past ``consecutiveErrorLimit`` in a row the stage fails.
   ``post-rollout`` hooks fire (``Fire``) after a promotion, rollback or abort.
 * ``inconclusiveLimit`` (per signal): one inconclusive look past it holds for a human (Argo pauses).
-* ``progressDeadline``: an undecided stage with no progress that long takes its ``onDeadline`` action
-  (missing evidence holds for a human instead); a routing change still failing that long pages the owners.
+* ``progressDeadline``: a stage still undecided that long after its minimum duration (or a resume) takes its
+  ``onDeadline`` action (missing evidence holds for a human instead); a routing change still failing that
+  long pages the owners.
 """
 
 from __future__ import annotations
@@ -537,15 +538,17 @@ def _on_undecided(s: GateStatus, j: Judgement, now: float, policy: Policy, *, pr
 
 
 def _progress_overdue(s: GateStatus, now: float, policy: Policy, prev: GateStatus) -> tuple[str, bool] | None:
-    """(cause, crossed at this look) once a progressing stage has made no progress for ``progressDeadline``."""
+    """(cause, crossed at this look) once a progressing stage has made no progress for ``progressDeadline``
+    after it could first have advanced: its minimum duration, or a resume, whichever is later."""
     pd = policy.progress_deadline
-    if pd is None or s.phase != Phase.PROGRESSING:
+    if pd is None or s.phase != Phase.PROGRESSING or s.stage_started_at is None:
         return None
-    since = s.progressed_at if s.progressed_at is not None else (s.stage_started_at or now)
+    since = max(s.stage_started_at + policy.stage(s.stage).min_duration, s.progressed_at or 0.0)
     if now < since + pd:
         return None
     crossed = prev.last_evaluated_at is None or prev.last_evaluated_at < since + pd
-    return f"stage {s.stage + 1} made no progress for {now - since:.0f}s (progressDeadline {pd:g}s)", crossed
+    cause = f"stage {s.stage + 1} made no progress for {now - since:.0f}s past its minimum (progressDeadline {pd:g}s)"
+    return cause, crossed
 
 
 def _on_missing(s: GateStatus, j: Judgement, now: float, policy: Policy, *, prev: GateStatus) -> Step:

@@ -263,9 +263,9 @@ class GateSpec(SpecModel):
     step_weights: list[float] | None = Field(default=None, description="Flagger shorthand for stages.")
     progress_deadline: Duration | None = Field(
         default=None,
-        description="progressDeadlineSeconds (Argo Rollouts, Flagger): a stage making no progress this long (no "
-        "advance since it started or resumed, a routing change still failing) takes its onDeadline action; "
-        "missing evidence holds for a human instead. Also the deadline of an unanswered gating hook.",
+        description="progressDeadlineSeconds (Argo Rollouts, Flagger): a stage still undecided this long after its "
+        "minimum duration (or a resume) takes its onDeadline action, missing evidence holds for a human; a "
+        "routing change still failing this long pages the owners. Also the deadline of an unanswered gating hook.",
     )
     hooks: list[Hook] = Field(default_factory=list)
     signals: list[Signal] = Field(min_length=1)
@@ -328,13 +328,6 @@ class GateSpec(SpecModel):
             raise ValueError(f"stage weights must not decrease: {weights}")
         if not any(not s.dry_run for s in self.signals):
             raise ValueError("every signal is dryRun: at least one signal must vote")
-        if self.progress_deadline is not None:
-            for i, st in enumerate(self.stages, 1):
-                if st.min_duration > self.progress_deadline:
-                    raise ValueError(
-                        f"progressDeadline ({self.progress_deadline:g}s) is shorter than stage {i}'s minDuration "
-                        f"({st.min_duration:g}s): that stage could never advance in time; raise progressDeadline"
-                    )
         kind = self.routing.kind if self.routing is not None else None
         for i, st in enumerate(self.stages, 1):
             if st.match is not None and kind not in _MATCH_KINDS:
