@@ -131,3 +131,31 @@ def test_the_imported_gate_passes_a_healthy_canary_and_fails_a_bad_one(tmp_path,
     assert judged.verdict == Verdict.FAIL
     failing = {s.name for s in judged.signals if s.verdict == Verdict.FAIL}
     assert {"request-success-rate", "request-error-ratio", "500s-percentage"} <= failing
+
+
+def test_ab_testing_iterations_with_one_match_become_one_ab_stage(tmp_path):
+    out, _ = import_to(tmp_path, "flagger/ab-testing.yaml")
+    lint_ok(out)
+    gate = yaml.safe_load(out.read_text())
+    assert gate["stages"] == [
+        {
+            "weight": 0,
+            "minDuration": "600s",  # iterations x interval
+            "match": {"headers": {"x-canary": "insider"}, "cookie": {"name": "canary", "value": "always"}},
+        }
+    ]
+
+
+def test_ab_testing_with_either_of_two_matches_is_listed_not_narrowed(tmp_path):
+    out, stderr = import_to(tmp_path, "flagger/ab-testing-any.yaml")
+    lint_ok(out)
+    gate = yaml.safe_load(out.read_text())
+    assert all("match" not in s for s in gate.get("stages", []))
+    assert "several match entries" in stderr and "iterations" in stderr
+
+
+def test_mirrored_blue_green_becomes_one_shadow_stage(tmp_path):
+    out, _ = import_to(tmp_path, "flagger/mirroring.yaml")
+    lint_ok(out)
+    gate = yaml.safe_load(out.read_text())
+    assert gate["stages"] == [{"weight": 0, "minDuration": "600s", "mirror": 100.0}]

@@ -288,3 +288,19 @@ def test_the_spec_rejects_deadlines_and_stage_routing_the_gate_cannot_honour(pat
     }
     with pytest.raises(ValueError, match=re.escape(error)):
         GateSpec.model_validate({**base, **patch})
+
+
+def test_the_specs_routing_capability_table_matches_the_routers() -> None:
+    import importlib
+
+    from gatekeeper.routing import MatchRouter, MirrorRouter
+    from gatekeeper.routing.base import KINDS
+    from gatekeeper.spec import models
+
+    def has(kind: str, proto: type) -> bool:
+        module, _, cls = KINDS[kind].partition(":")
+        impl = getattr(importlib.import_module(module), cls)
+        return all(callable(getattr(impl, m, None)) for m in proto.__dict__ if m.startswith("set_"))
+
+    assert {k for k in KINDS if has(k, MatchRouter)} == models._MATCH_KINDS
+    assert {k for k in KINDS if has(k, MirrorRouter)} == models._MIRROR_KINDS

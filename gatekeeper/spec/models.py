@@ -234,6 +234,7 @@ class RoutingRef(SpecModel):
 
 # Routing kinds with A/B match rules and with traffic mirroring (gatekeeper/routing: RuleMatch, Mirroring,
 # NginxRouter.set_match); the spec may not import routing, so the table is kept here and tested against it.
+# No routing: the controller records decisions on its in-memory router, which has both.
 _MATCH_KINDS = frozenset({"gateway-api", "istio", "nginx", "nop"})
 _MIRROR_KINDS = frozenset({"gateway-api", "istio", "nop"})
 
@@ -330,12 +331,12 @@ class GateSpec(SpecModel):
             raise ValueError("every signal is dryRun: at least one signal must vote")
         kind = self.routing.kind if self.routing is not None else None
         for i, st in enumerate(self.stages, 1):
-            if st.match is not None and kind not in _MATCH_KINDS:
+            if st.match is not None and kind is not None and kind not in _MATCH_KINDS:
                 raise ValueError(
                     f"stage {i} has 'match' but routing kind {kind or 'none'} cannot route by header or cookie; "
                     f"use one of: {', '.join(sorted(k for k in _MATCH_KINDS if k))}"
                 )
-            if st.mirror is not None and kind not in _MIRROR_KINDS:
+            if st.mirror is not None and kind is not None and kind not in _MIRROR_KINDS:
                 raise ValueError(
                     f"stage {i} has 'mirror' but routing kind {kind or 'none'} cannot mirror traffic; "
                     f"use one of: {', '.join(sorted(k for k in _MIRROR_KINDS if k))}"

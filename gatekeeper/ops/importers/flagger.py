@@ -128,8 +128,10 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     if not signals:
         report.error(c, (*apath, "metrics"), "no metric could be imported: a gate needs a signal")
     report.leftovers(c, apath, analysis, _HANDLED_ANALYSIS | set(_WHY_ANALYSIS), "no gatekeeper equivalent")
+    stage = _iteration_stage(c, apath, analysis, interval, report)
+    consumed = {"iterations", "match", "mirror", "mirrorWeight"} if stage else set()
     for k in _WHY_ANALYSIS:
-        if k in analysis:
+        if k in analysis and k not in consumed:
             report.unexpressed(c, (*apath, k), _WHY_ANALYSIS[k])
     for k in ("service", "autoscalerRef", "ingressRef", "skipAnalysis", "revertOnDeletion", "suspend"):
         if k in spec:
@@ -168,6 +170,8 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     for k in ("maxWeight", "stepWeight", "stepWeights"):
         if analysis.get(k) is not None:
             gate[k] = analysis[k]
+    if stage:
+        gate["stages"] = [stage]
     gate["progressDeadline"] = f"{float(spec.get('progressDeadlineSeconds') or 600):g}s"
     hooks = _hooks(c, apath, analysis, report)
     if hooks:
@@ -177,6 +181,58 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
         gate["notify"] = notify
     gate["signals"] = signals
     return gate
+
+
+_COOKIE = re.compile(r"^\^\(\.\*\?;\)\?\((?P<name>[^=()]+)=(?P<value>[^()]+)\)\(;\.\*\)\?\$$")
+
+
+def _iteration_stage(
+    c: Doc, apath: tuple, analysis: dict[str, Any], interval: float, report: Report
+) -> dict[str, Any] | None:
+    """Flagger's A/B testing (`iterations` + `match`) and mirrored blue/green (`iterations` + `mirror`) as one
+    stage of `iterations` x `interval` with no weighted traffic; passing it promotes, as in Flagger."""
+    iterations = number(analysis.get("iterations"))
+    if not iterations or any(analysis.get(k) is not None for k in ("stepWeight", "stepWeights")):
+        return None
+    stage: dict[str, Any] = {"weight": 0, "minDuration": f"{iterations * interval:g}s"}
+    if analysis.get("match"):
+        match = _ab_match(c, (*apath, "match"), analysis["match"], report)
+        if match is None:
+            return None
+        stage["match"] = match
+    elif analysis.get("mirror"):
+        stage["mirror"] = float(number(analysis.get("mirrorWeight")) or 100)
+        report.assume(c, (*apath, "mirror"), f"a shadow stage mirroring {stage['mirror']:g}% of requests")
+    else:
+        return None  # blue/green without mirroring: no live or mirrored traffic reaches the canary
+    return stage
+
+
+def _ab_match(c: Doc, path: tuple, match: Any, report: Report) -> dict[str, Any] | None:
+    """One Flagger match entry of exact headers and/or the documented cookie regex, else listed."""
+    if not isinstance(match, list) or len(match) != 1 or not isinstance(match[0], dict):
+        report.unexpressed(
+            c,
+            path,
+            "several match entries (any of them routes to the canary): a stage match is one AND of headers",
+        )
+        return None
+    headers, cookie = {}, None
+    for name, cond in (match[0].get("headers") or {}).items():
+        cond = cond if isinstance(cond, dict) else {}
+        if str(name).lower() == "cookie" and "regex" in cond and (m := _COOKIE.match(str(cond["regex"]))):
+            cookie = {"name": m["name"], "value": m["value"]}
+        elif set(cond) == {"exact"}:
+            headers[str(name).lower()] = str(cond["exact"])
+        else:
+            report.unexpressed(
+                c, (*path, 0, "headers", name), "only exact header values map to a stage match"
+            )
+            return None
+    if set(match[0]) - {"headers"} or not (headers or cookie):
+        report.unexpressed(c, (*path, 0), "only header and cookie conditions map to a stage match")
+        return None
+    return {"headers": headers, **({"cookie": cookie} if cookie else {})} if headers else {"cookie": cookie}
 
 
 def _render(
