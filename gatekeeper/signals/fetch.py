@@ -4,12 +4,17 @@ Each fetch asks one folded query for both arms when the gate's scopes allow it (
 one query per arm; either way every arm's answer carries the exact query text that produced it, which is what
 an outcome records as "the query behind it". A folded answer without a group for an arm is that arm's empty
 answer: no data and stale data stay visible exactly as with separate queries.
+
+`counter` asks a counter's per-step increments and its newest sample time in the same range query (two parts
+joined by `or`, told apart by the `gatekeeper_part` label): the newest-sample part at the grid's last point,
+the window end, is what an instant `max(timestamp(...))` at the window end returns, so freshness costs no
+round-trip of its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import replace
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -18,8 +23,9 @@ from gatekeeper.signals.render import aggregate, increase, scoped, split_arms
 from gatekeeper.sources.base import QueryResult, Series
 
 ARMS = ("canary", "baseline")
+PART = "gatekeeper_part"  # tells the parts of a combined query apart
 
-#: scope, extra grouping labels -> PromQL
+#: (scope, extra grouping labels) -> PromQL
 Render = Callable[[dict[str, str], tuple[str, ...]], str]
 
 
@@ -29,20 +35,38 @@ def grid(ctx: EvalContext) -> np.ndarray:
     return w.end - w.step * np.arange(n - 1, -1, -1, dtype=float)
 
 
-def align(result: QueryResult, points: np.ndarray) -> tuple[np.ndarray, bool]:
-    """Sum a range result's series onto `points`; missing steps are 0. Returns (values, any data at all)."""
-    out = np.zeros(len(points))
-    seen = False
+def align(series: Sequence[Series], points: np.ndarray) -> tuple[np.ndarray, bool]:
+    """Sum series onto `points`; missing steps are 0. Returns (values, any data at all)."""
+    matrix, seen = align_rows(series, [0] * len(series), points, rows=1)
+    return matrix[0], bool(seen[0])
+
+
+def align_rows(
+    series: Sequence[Series],
+    row_of: Sequence[int],
+    points: np.ndarray,
+    *,
+    rows: int,
+    round_each: bool = False,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sum each series `series[i]` onto row `row_of[i]` of a (rows, len(points)) grid in one vectorised pass;
+    negative and non-finite values and points off the grid are dropped. Sums are rounded to whole events
+    (`round_each`: each value before summing). Returns (matrix, per-row "any data at all")."""
+    out = np.zeros((rows, len(points)))
+    seen = np.zeros(rows, dtype=bool)
+    lengths = [len(s.timestamps) for s in series]
+    if not sum(lengths):
+        return out, seen
+    ts = np.concatenate([s.timestamps for s in series])
+    values = np.concatenate([s.values for s in series])
+    row = np.repeat(np.asarray(row_of, dtype=int), lengths)
     step = float(points[1] - points[0]) if len(points) > 1 else 1.0
-    for s in result.series:
-        if not len(s.timestamps):
-            continue
-        pos = (s.timestamps - points[0]) / step
-        idx = np.rint(pos).astype(int)
-        ok = (np.abs(pos - idx) < 1e-6) & (idx >= 0) & (idx < len(points)) & np.isfinite(s.values)
-        if ok.any():
-            np.add.at(out, idx[ok], np.maximum(s.values[ok], 0.0))
-            seen = True
+    pos = (ts - points[0]) / step
+    idx = np.rint(pos).astype(int)
+    ok = (np.abs(pos - idx) < 1e-6) & (idx >= 0) & (idx < len(points)) & np.isfinite(values)
+    kept = np.maximum(values[ok], 0.0)
+    np.add.at(out, (row[ok], idx[ok]), np.rint(kept) if round_each else kept)
+    seen[row[ok]] = True
     return np.rint(out), seen
 
 
@@ -63,60 +87,82 @@ def by_arm(ctx: EvalContext, render: Render, run: Callable[[str], QueryResult]) 
     return {arm: replace(both, series=tuple(picked[arm])) for arm in ARMS}
 
 
-def range_by_arm(ctx: EvalContext, render: Render) -> dict[str, QueryResult]:
-    """`by_arm` for a range query over the window's step grid."""
+@dataclass(frozen=True)
+class CounterData:
+    """One arm's answer to `counter`: the query (shared by both arms when folded), the increments part's
+    series, and the newest sample time of the freshness selector at the window end (None: none in lookback)."""
+
+    query: str
+    series: tuple[Series, ...]
+    newest: float | None
+
+
+def counter_query(
+    selector: str, scope: dict[str, str], step: float, grouping: Sequence[str] = (), *, by: str = "",
+    suffix: str = "", fresh_suffix: str | None = None,
+) -> str:  # fmt: skip
+    """The PromQL behind `counter` for one scope (an arm's, or the folded one grouped by the arm labels)."""
+    inc = increase(selector, scope, step, by=",".join((by, *grouping)), suffix=suffix)
+    fresh = suffix if fresh_suffix is None else fresh_suffix
+    newest = aggregate("max", f"timestamp({scoped(selector, scope, suffix=fresh)})", grouping)
+    return f"{_tagged(inc, 'increase')} or {_tagged(newest, 'newest')}"
+
+
+def counter(
+    ctx: EvalContext, selector: str, *, by: str = "", suffix: str = "", fresh_suffix: str | None = None
+) -> dict[str, CounterData]:
+    """Per arm: `sum by (by)(increase(selector<suffix>{scope}[step]))` per step, and the newest sample time of
+    `selector<fresh_suffix>` (default: `suffix`) at the window end, from one range query (per arm or folded)."""
     points = grid(ctx)
     start, end, step = float(points[0]), float(points[-1]), ctx.window.step
-    return by_arm(ctx, render, lambda q: ctx.metrics.range(q, start=start, end=end, step=step))
 
+    def render(scope: dict[str, str], grouping: tuple[str, ...]) -> str:
+        return counter_query(selector, scope, step, grouping, by=by, suffix=suffix, fresh_suffix=fresh_suffix)
 
-def instant_by_arm(ctx: EvalContext, render: Render) -> dict[str, QueryResult]:
-    """`by_arm` for an instant query at the window's end."""
-    return by_arm(ctx, render, lambda q: ctx.metrics.instant(q, at=ctx.window.end))
-
-
-def increase_render(selector: str, step: float, *, by: str = "", suffix: str = "") -> Render:
-    """`sum by (by, grouping)(increase(selector{scope}[step]))` for `by_arm`."""
-    return lambda scope, grouping: increase(
-        selector, scope, step, by=",".join((by, *grouping)), suffix=suffix
-    )
-
-
-def increments(
-    ctx: EvalContext, selector: str, *, suffix: str = ""
-) -> dict[str, tuple[str, np.ndarray, bool]]:
-    """Per arm: (query, per-step event counts of a counter selector on the grid, any data at all)."""
-    points = grid(ctx)
-    results = range_by_arm(ctx, increase_render(selector, ctx.window.step, suffix=suffix))
+    results = by_arm(ctx, render, lambda q: ctx.metrics.range(q, start=start, end=end, step=step))
     out = {}
     for arm, result in results.items():
-        values, seen = align(result, points)
-        out[arm] = (result.query, values, seen)
+        parts: dict[str, list[Series]] = {"increase": [], "newest": []}
+        for s in result.series:
+            parts.setdefault(s.labels.get(PART, ""), []).append(s)
+        out[arm] = CounterData(result.query, tuple(parts["increase"]), _value_at_end(parts["newest"], end))
     return out
+
+
+def _tagged(expr: str, part: str) -> str:
+    return f'label_replace({expr}, "{PART}", "{part}", "", "")'
+
+
+def _value_at_end(series: list[Series], end: float) -> float | None:
+    """The largest value any of `series` has at `end`, the last point of the range (None: no value there)."""
+    found = [float(s.values[-1]) for s in series if len(s.timestamps) and abs(s.timestamps[-1] - end) < 1e-6]
+    return max(found) if found else None
 
 
 def newest_samples(
     ctx: EvalContext, selector: str, *, suffix: str = ""
 ) -> dict[str, tuple[str, float | None]]:
     """Per arm: (query, unix time of the arm's newest sample of `selector` as of the window end; None when
-    nothing is within the 5m lookback)."""
-    results = instant_by_arm(
-        ctx,
-        lambda scope, grouping: aggregate(
-            "max", f"timestamp({scoped(selector, scope, suffix=suffix)})", grouping
-        ),
-    )
+    nothing is within the 5m lookback), from one instant query (per arm or folded)."""
+
+    def render(scope: dict[str, str], grouping: tuple[str, ...]) -> str:
+        return aggregate("max", f"timestamp({scoped(selector, scope, suffix=suffix)})", grouping)
+
+    results = by_arm(ctx, render, lambda q: ctx.metrics.instant(q, at=ctx.window.end))
     return {arm: (r.query, r.scalar()) for arm, r in results.items()}
 
 
-def staleness_gap(ctx: EvalContext, selector: str, *, suffix: str = "") -> tuple[str | None, dict[str, str]]:
-    """A reason when the canary's newest sample is stale while the baseline's is fresh (or both are stale)."""
+def staleness_gap(
+    ctx: EvalContext, selector: str, newest: dict[str, tuple[str, float | None]]
+) -> tuple[str | None, dict[str, str]]:
+    """A reason when the canary's newest sample is stale while the baseline's is fresh (or both are stale).
+    `newest`: per arm, the query and the newest sample time of `selector` at the window end."""
     limit = ctx.gate.source.prometheus.max_staleness
     queries: dict[str, str] = {}
     ages: dict[str, float | None] = {}
-    for arm, (q, newest) in newest_samples(ctx, selector, suffix=suffix).items():
+    for arm, (q, t) in newest.items():
         queries[f"{arm}_newest"] = q
-        ages[arm] = None if newest is None else ctx.window.end - newest
+        ages[arm] = None if t is None else ctx.window.end - t
     stale = {arm: age is None or age > limit for arm, age in ages.items()}
     if stale["canary"]:
         age = ages["canary"]

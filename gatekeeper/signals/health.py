@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from gatekeeper.signals.context import EvalContext
-from gatekeeper.signals.fetch import instant_by_arm, newest_samples
+from gatekeeper.signals.fetch import by_arm, newest_samples
 from gatekeeper.signals.render import aggregate, scoped
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import HealthSignal
@@ -31,8 +31,10 @@ def evaluate(signal: HealthSignal, ctx: EvalContext) -> SignalOutcome:
             gaps.append(f"baseline's {selector} is missing or stale")
     if signal.up:
         up_selector = signal.up
-        results = instant_by_arm(
-            ctx, lambda scope, grouping: aggregate("min", scoped(up_selector, scope), grouping)
+        results = by_arm(
+            ctx,
+            lambda scope, grouping: aggregate("min", scoped(up_selector, scope), grouping),
+            lambda q: ctx.metrics.instant(q, at=at),
         )
         for arm, result in results.items():
             queries[f"{arm}:up"] = result.query

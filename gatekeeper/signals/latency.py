@@ -11,8 +11,8 @@ import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
-from gatekeeper.signals.fetch import align, grid, increase_render, range_by_arm, staleness_gap
-from gatekeeper.sources.base import QueryResult
+from gatekeeper.signals.fetch import align_rows, counter, grid, staleness_gap
+from gatekeeper.sources.base import Series
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import LatencySignal
 from gatekeeper.stats import histogram
@@ -21,10 +21,10 @@ from gatekeeper.stats import histogram
 def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     queries: dict[str, str] = {}
     buckets: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-    render = increase_render(signal.histogram, ctx.window.step, by="le", suffix="_bucket")
-    for arm, result in range_by_arm(ctx, render).items():
-        queries[f"{arm}_buckets"] = result.query
-        buckets[arm] = _per_le(ctx, result)
+    fetched = counter(ctx, signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
+    for arm, data in fetched.items():
+        queries[f"{arm}_buckets"] = data.query
+        buckets[arm] = _per_le(ctx, data.series)
     if buckets["canary"] is None or buckets["baseline"] is None:
         missing = "canary" if buckets["canary"] is None else "baseline"
         return _plain(
@@ -63,7 +63,7 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
         idx = int(np.searchsorted(le, q_base, side="left")) - 1 if q_base is not None else len(le) - 2
         idx = min(max(idx, 0), len(le) - 2)  # never the +Inf bucket: nothing is slower than +Inf
         label = f"slower than {le[idx]:g}s, the bucket bound below the baseline's p{signal.quantile * 100:g}"
-    gap, fresh_q = staleness_gap(ctx, signal.histogram, suffix="_count")
+    gap, fresh_q = staleness_gap(ctx, signal.histogram, {a: (d.query, d.newest) for a, d in fetched.items()})
     queries.update(fresh_q)
     if gap:
         return _plain(signal, queries, Verdict.NODATA, gap)
@@ -86,22 +86,25 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     return out
 
 
-def _per_le(ctx: EvalContext, result: QueryResult) -> tuple[np.ndarray, np.ndarray] | None:
-    points = grid(ctx)
-    by_le: dict[float, np.ndarray] = {}
-    for s in result.series:
+def _per_le(ctx: EvalContext, series: tuple[Series, ...]) -> tuple[np.ndarray, np.ndarray] | None:
+    """Cumulative bucket counts per step (rows: ascending `le`), or None without a +Inf bucket or any count."""
+    bounds: list[float] = []
+    kept: list[Series] = []
+    for s in series:
         try:
             bound = float(s.labels.get("le", "nan").replace("+Inf", "inf"))
         except ValueError:
             continue
-        if math.isnan(bound):
-            continue
-        values, _ = align(replace(result, series=(s,)), points)
-        by_le[bound] = by_le.get(bound, 0) + values
-    if not by_le or math.inf not in by_le or not any(v.sum() for v in by_le.values()):
+        if not math.isnan(bound):
+            bounds.append(bound)
+            kept.append(s)
+    if math.inf not in bounds:
         return None
-    le = np.array(sorted(by_le))
-    matrix = np.vstack([by_le[b] for b in le])
+    le = np.array(sorted(set(bounds)))
+    row = np.searchsorted(le, bounds)
+    matrix, _ = align_rows(kept, row, grid(ctx), rows=len(le), round_each=True)
+    if not matrix.any():
+        return None
     matrix = np.maximum.accumulate(matrix, axis=0)  # cumulative buckets must not decrease (scrape skew)
     return le, matrix
 

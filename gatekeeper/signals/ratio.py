@@ -7,7 +7,7 @@ import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
-from gatekeeper.signals.fetch import ARMS, grid, increments, newest_samples, staleness_gap
+from gatekeeper.signals.fetch import ARMS, align, counter, grid, staleness_gap
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import DriftSignal, DuplicateSignal, RatioSignal, RetrySignal
 
@@ -28,11 +28,13 @@ def evaluate(
     queries: dict[str, str] = {}
     arms: dict[str, ArmCounts | None] = {}
     notes: list[str] = []
-    events, exposure = increments(ctx, events_sel), increments(ctx, exposure_sel)
+    events, exposure = counter(ctx, events_sel), counter(ctx, exposure_sel)
+    points = grid(ctx)
     for arm in ARMS:
-        q_ev, ev, ev_seen = events[arm]
-        q_ex, ex, ex_seen = exposure[arm]
-        queries[f"{arm}_{events_attr}"], queries[f"{arm}_{exposure_attr}"] = q_ev, q_ex
+        ev, ev_seen = align(events[arm].series, points)
+        ex, ex_seen = align(exposure[arm].series, points)
+        queries[f"{arm}_{events_attr}"] = events[arm].query
+        queries[f"{arm}_{exposure_attr}"] = exposure[arm].query
         if not ex_seen:
             arms[arm] = None
             continue
@@ -47,12 +49,14 @@ def evaluate(
                 )
         elif not ev_seen:
             notes.append(f"{arm}: no {events_sel} series, counted as zero events")
-        arms[arm] = ArmCounts(timestamps=grid(ctx), events=ev, exposure=ex)
-    gap, fresh_q = staleness_gap(ctx, exposure_sel)
+        arms[arm] = ArmCounts(timestamps=points, events=ev, exposure=ex)
+    gap, fresh_q = staleness_gap(
+        ctx, exposure_sel, {a: (exposure[a].query, exposure[a].newest) for a in ARMS}
+    )
     queries.update(fresh_q)
     if gap and arms["canary"] is not None and arms["baseline"] is not None:
         return _nodata(signal, queries, gap)
-    cutoff = _complete_until(ctx, (events_sel, exposure_sel))
+    cutoff = _complete_until([c[a].newest for c in (events, exposure) for a in ARMS])
     arms = {arm: _until(a, cutoff) for arm, a in arms.items()}
     extra = {"notes": notes} if notes else None
     return count_outcome(
@@ -89,10 +93,10 @@ def _leaks(*, placed: np.ndarray, recorded: np.ndarray) -> np.ndarray:
     return np.diff(np.maximum.accumulate(backlog), prepend=0.0)
 
 
-def _complete_until(ctx: EvalContext, selectors: tuple[str, ...]) -> float | None:
-    """The newest instant every input series has reached: steps after it are still being ingested, and two
-    counters read mid-ingestion disagree (a storefront counter ahead of its system of record is not a leak)."""
-    newest = [t for sel in selectors for _, t in newest_samples(ctx, sel).values()]
+def _complete_until(newest: list[float | None]) -> float | None:
+    """The newest instant every input series has reached (from each input's newest sample per arm): steps after
+    it are still being ingested, and two counters read mid-ingestion disagree (a storefront counter ahead of
+    its system of record is not a leak)."""
     known = [t for t in newest if t is not None]
     return min(known) if known else None
 

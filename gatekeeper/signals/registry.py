@@ -54,17 +54,27 @@ def evaluate_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:
 
 
 def render_queries(signal: Any, ctx: EvalContext) -> dict[str, str]:
-    """The queries a signal would run (for lint and dry display) without running them."""
-    from gatekeeper.signals.render import fill, increase
+    """The queries a signal would run (for lint and dry display) without running them: for count signals the
+    same text `fetch.counter` sends, folded over both arms when the scopes allow it."""
+    from gatekeeper.signals.fetch import ARMS, counter_query
+    from gatekeeper.signals.render import fill, split_arms
 
     step = ctx.window.step
+    scopes = ctx.gate.scopes
+    split = split_arms(scopes.canary, scopes.baseline)
+
+    def counted(arm: str, selector: str, **kw: Any) -> str:
+        if split is not None:
+            return counter_query(selector, split.scope, step, split.labels, **kw)
+        return counter_query(selector, getattr(scopes, arm), step, **kw)
+
     out: dict[str, str] = {}
-    for arm in ("canary", "baseline"):
-        scope = getattr(ctx.gate.scopes, arm)
+    for arm in ARMS:
         if signal.kind == "threshold":
+            scope = getattr(scopes, arm)
             out[arm] = fill(signal.query, scope=scope, arm=arm, window=ctx.window.length, step=step)
         elif signal.kind == "latency":
-            out[arm] = increase(signal.histogram, scope, step, by="le", suffix="_bucket")
+            out[arm] = counted(arm, signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
         elif signal.kind in ("ratio", "drift", "duplicates", "retries"):
             for attr in (
                 "bad",
@@ -77,5 +87,5 @@ def render_queries(signal: Any, ctx: EvalContext) -> dict[str, str]:
                 "requests",
             ):
                 if hasattr(signal, attr):
-                    out[f"{arm}_{attr}"] = increase(getattr(signal, attr), scope, step)
+                    out[f"{arm}_{attr}"] = counted(arm, getattr(signal, attr))
     return out
