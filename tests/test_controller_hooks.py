@@ -20,6 +20,7 @@ from kubernetes import client, watch
 
 from gatekeeper.routing.base import ORIGINAL_ANNOTATION
 from gatekeeper.sim.scenario import ArmProfile
+from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
 from tests.controller_support import (
     BUSY,
     CANARY,
@@ -31,6 +32,7 @@ from tests.controller_support import (
     gate_status,
     httproute,
     install_gate_crd,
+    read_gate,
     read_route,
     wait_for,
 )
@@ -364,3 +366,46 @@ def test_a_routing_change_failing_past_the_progress_deadline_pages_the_owners_on
     assert status["escalation"]["progressDeadline"]
     reasons = [e.reason for e in gate_events(kube_admin, ns, "web")]
     assert reasons.count("ProgressDeadlineExceeded") == 1
+
+
+def test_deleting_a_gate_mid_rollout_reverts_its_route_only_with_revert_on_deletion(
+    crd, kube_admin, kube_namespace, prometheus, load_scenario
+):  # type: ignore[no-untyped-def]
+    ns = kube_namespace
+    custom = client.CustomObjectsApi(kube_admin)
+    original = httproute(kube_admin, ns)
+    httproute(kube_admin, ns, name="kept", owner="other")
+    long = [{"weight": 5, "minDuration": "1h"}, {"weight": 100, "minDuration": "1h"}]
+    sc = load_scenario(canary=ArmProfile(**BUSY), baseline=ArmProfile(**BUSY), seed=37)
+    create_gate(kube_admin, ns, gate_body("web", service=sc.service, stages=long, revertOnDeletion=True))
+    create_gate(kube_admin, ns, gate_body("other", service=sc.service, stages=long, route="kept"))
+    with controller_in_process(
+        kube_admin, namespace=ns, origin=sc.end_ms / 1000 - 20 * 60, prometheus_url=prometheus.url
+    ):
+        for name, route in (("web", "web"), ("other", "kept")):
+            wait_for(f"{name} at 5%", lambda r=route: weight(read_route(kube_admin, ns, r)["spec"]) == 5)
+        gate = wait_for(
+            "the finalizer",
+            lambda: (g := read_gate(kube_admin, ns, "web"))["metadata"].get("finalizers") and g,
+        )
+        assert gate["metadata"]["finalizers"] == ["gatekeeper.dev/revert-on-deletion"]
+        assert not read_gate(kube_admin, ns, "other")["metadata"].get("finalizers")
+        for name in ("web", "other"):
+            custom.delete_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+        wait_for("the Gate to go", lambda: not gate_exists(custom, ns, "web"), timeout=30)
+    after = read_route(kube_admin, ns)
+    assert after["spec"] == original["spec"], "reverted to the split saved before the first write"
+    assert ORIGINAL_ANNOTATION not in after["metadata"].get("annotations", {})
+    assert weight(read_route(kube_admin, ns, "kept")["spec"]) == 5, "without revertOnDeletion the route stays"
+    events = [e for e in gate_events(kube_admin, ns, "web") if e.reason == "RevertedOnDeletion"]
+    assert len(events) == 1 and "canary now 0%" in events[0].message
+
+
+def gate_exists(custom: Any, ns: str, name: str) -> bool:
+    try:
+        custom.get_namespaced_custom_object(GROUP, VERSION, ns, PLURAL, name)
+        return True
+    except client.exceptions.ApiException as e:
+        if e.status == 404:
+            return False
+        raise

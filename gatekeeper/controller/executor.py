@@ -56,7 +56,7 @@ from gatekeeper.judge import Judgement
 from gatekeeper.routing import MatchRouter, MirrorRouter, RouteFailure, Router, RoutingError
 from gatekeeper.routing.match import Match
 from gatekeeper.spec.models import GateSpec, Stage
-from gatekeeper.spec.status import GateStatus
+from gatekeeper.spec.status import GateStatus, Intent
 
 __all__ = ["POINTS", "CrashPoints", "Executor", "KillAt", "NoCrash", "Outcome"]
 
@@ -266,6 +266,13 @@ class Executor:
                 )  # fmt: skip
                 obj = fresh
         raise AssertionError("unreachable")
+
+    def revert_route(self, ref: GateRef, gate: GateSpec) -> float:
+        """Revert the gate's route now, by the same rules as a revert (only lowers exposure; removes the A/B rule
+        and the mirror); the canary weight after. For a Gate deleted mid-rollout (``revertOnDeletion``)."""
+        now = self._clock()
+        intent = Intent(id=f"delete-{now:.3f}", action="revert", from_weight=0, to_weight=0, recorded_at=now)
+        return self._route(ref, gate, Route("revert", intent))
 
     def _route(self, ref: GateRef, gate: GateSpec, r: Route) -> float:
         router = self.router_for(ref, gate)

@@ -30,6 +30,7 @@ from gatekeeper.spec.crd import ANNOTATION_KEYS, BadRequestAnnotation, pending_r
 from gatekeeper.spec.status import GateStatus
 
 __all__ = [
+    "FINALIZER",
     "GROUP",
     "KIND",
     "PLURAL",
@@ -40,6 +41,7 @@ __all__ = [
     "GateRef",
     "StaleObject",
     "Watcher",
+    "deleting",
     "has_requests",
     "parse_gate",
     "read_requests",
@@ -136,6 +138,13 @@ def has_requests(obj: dict[str, Any]) -> bool:
     return any(k in ann for k in ANNOTATION_KEYS.values())
 
 
+FINALIZER = "gatekeeper.dev/revert-on-deletion"
+
+
+def deleting(obj: dict[str, Any]) -> bool:
+    return bool((obj.get("metadata") or {}).get("deletionTimestamp"))
+
+
 # -- writing --------------------------------------------------------------------------------------------------
 class GateClient:
     """Gate objects through one ``kubernetes.client.ApiClient``; ``field_manager`` names this replica."""
@@ -196,6 +205,18 @@ class GateClient:
         path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
         ops = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
         return self._patch(obj, ops, status=False, what=f"annotation {key}")
+
+    def set_finalizer(self, obj: dict[str, Any], present: bool) -> dict[str, Any]:
+        """Add or remove ``FINALIZER``, only on the version read (a concurrent change is a StaleObject)."""
+        have = list((obj.get("metadata") or {}).get("finalizers") or [])
+        if (FINALIZER in have) == present:
+            return obj
+        want = [*have, FINALIZER] if present else [f for f in have if f != FINALIZER]
+        ops = [
+            {"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]},
+            {"op": "add", "path": "/metadata/finalizers", "value": want},
+        ]
+        return self._patch(obj, ops, status=False, what="finalizers")
 
     def _patch(
         self, obj: dict[str, Any], ops: list[dict[str, Any]], *, status: bool, what: str

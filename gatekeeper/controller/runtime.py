@@ -24,10 +24,12 @@ from gatekeeper.controller.clock import Clock, SystemClock
 from gatekeeper.controller.executor import CrashPoints, Executor, NoCrash
 from gatekeeper.controller.health import HealthServer
 from gatekeeper.controller.kube import (
+    FINALIZER,
     BadStatus,
     GateClient,
     GateRef,
     Watcher,
+    deleting,
     has_requests,
     parse_gate,
     read_requests,
@@ -38,7 +40,7 @@ from gatekeeper.controller.looks import Looker, SourceFactory, warm_up
 from gatekeeper.controller.machine import TERMINAL
 from gatekeeper.controller.notify import Notifier, WebhookNotifier
 from gatekeeper.judge import Judgement
-from gatekeeper.routing import Router, RouteTarget, make_router
+from gatekeeper.routing import RouteFailure, Router, RouteTarget, RoutingError, make_router
 from gatekeeper.routing.nop import NopRouter
 from gatekeeper.sources.base import TraceSource
 from gatekeeper.spec import GateSpec, SpecError
@@ -227,8 +229,8 @@ class Controller:
             return
         if not _older(obj, slot.obj):
             slot.obj = obj
-        if has_requests(obj):
-            slot.wake.set()  # an operator command: act now, not at the next interval
+        if has_requests(obj) or deleting(obj):
+            slot.wake.set()  # an operator command or a deletion: act now, not at the next interval
 
     def _drop(self, ref: GateRef) -> None:
         slot = self._slots.pop(ref, None)
@@ -280,9 +282,22 @@ class Controller:
             gate = self._gate_of(slot)
             state = status_of(obj)
         except (SpecError, BadStatus) as e:
+            if deleting(obj) and _finalized(obj):  # unreadable: let it go rather than block the deletion
+                with contextlib.suppress(Exception):
+                    self._report(
+                        slot, "DeletedWithoutRevert", f"the Gate cannot be read ({e}); route left as is"
+                    )
+                    self.gates.set_finalizer(obj, False)
+                return
             self._report(slot, "InvalidGate", f"not acted on: {e}")
             return
         try:
+            if deleting(obj):
+                self._deletion(ref, slot, obj, gate)
+                return
+            want = gate.revert_on_deletion and gate.routing is not None and state.phase not in TERMINAL
+            if _finalized(obj) != want:
+                obj = slot.obj = self.gates.set_finalizer(obj, want)
             obj = self._requests(obj, gate, slot)
             state = status_of(obj)
             judgement = None
@@ -305,6 +320,35 @@ class Controller:
                 fresh = self.gates.get(ref)
                 if fresh is not None:
                     slot.obj = fresh
+
+    def _deletion(self, ref: GateRef, slot: _Slot, obj: dict[str, Any], gate: GateSpec) -> None:
+        """A Gate deleted while it holds the finalizer: revert its route if the rollout is still reversible,
+        then let the deletion finish. A route that cannot be written now keeps the finalizer (retried every
+        interval, reported); a route that no longer exists has nothing to revert."""
+        if not _finalized(obj):
+            return
+        s = status_of(obj)
+        where = f"phase {s.phase.value}, stage {s.stage + 1}, canary {s.weight:g}%"
+        now = self.clock.now()
+        if s.phase in TERMINAL or s.phase == Phase.HALTED or s.window_closed:
+            why = "the rollout is finished" if s.phase in TERMINAL else "its rollback window is closed"
+            self.gates.event(obj, kind="Warning" if s.phase == Phase.HALTED else "Normal",
+                             reason="DeletedWithoutRevert", message=f"deleted at {where}; route left as is: {why}",
+                             now=now)  # fmt: skip
+        else:
+            try:
+                weight = self.executor.revert_route(ref, gate)
+            except RoutingError as e:
+                self.gates.event(obj, kind="Warning", reason="DeletedWithoutRevert",
+                                 message=f"deleted at {where}; nothing to revert: {e}", now=now)  # fmt: skip
+            except RouteFailure as e:
+                self._report(slot, "RevertOnDeletionFailed", f"deleted at {where}; the route could not be "
+                             f"reverted, retrying (remove finalizer {FINALIZER} to delete without it): {e}")  # fmt: skip
+                return
+            else:
+                self.gates.event(obj, kind="Normal", reason="RevertedOnDeletion",
+                                 message=f"deleted at {where}; route reverted, canary now {weight:g}%", now=now)  # fmt: skip
+        self.gates.set_finalizer(obj, False)
 
     def _requests(self, obj: dict[str, Any], gate: GateSpec, slot: _Slot) -> dict[str, Any]:
         """Apply pending operator requests (status first), then remove each annotation applied."""
@@ -397,6 +441,10 @@ def _size_pool(api_client: Any, size: int) -> None:
 
     cfg.connection_pool_maxsize = size
     api_client.rest_client = RESTClientObject(cfg)
+
+
+def _finalized(obj: dict[str, Any]) -> bool:
+    return FINALIZER in ((obj.get("metadata") or {}).get("finalizers") or [])
 
 
 def _older(a: dict[str, Any], b: dict[str, Any]) -> bool:

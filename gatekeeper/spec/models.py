@@ -269,6 +269,12 @@ class GateSpec(SpecModel):
         "routing change still failing this long pages the owners. Also the deadline of an unanswered gating hook.",
     )
     hooks: list[Hook] = Field(default_factory=list)
+    revert_on_deletion: bool = Field(
+        default=False,
+        description="Flagger's revertOnDeletion: deleting the Gate mid-rollout first reverts its route (only "
+        "while the rollback window is open; a finished, halted or past-window rollout is left as it is). "
+        "The controller holds a finalizer for it.",
+    )
     signals: list[Signal] = Field(min_length=1)
     owners: list[str] = Field(default_factory=list, description="Who is paged when a stage halts.")
     runbook: str | None = Field(default=None, description="Reconciliation routine / runbook reference.")
