@@ -159,3 +159,4 @@ def test_mirrored_blue_green_becomes_one_shadow_stage(tmp_path):
     lint_ok(out)
     gate = yaml.safe_load(out.read_text())
     assert gate["stages"] == [{"weight": 0, "minDuration": "600s", "mirror": 100.0}]
+    assert gate["revertOnDeletion"] is True

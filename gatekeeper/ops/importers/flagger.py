@@ -133,7 +133,7 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     for k in _WHY_ANALYSIS:
         if k in analysis and k not in consumed:
             report.unexpressed(c, (*apath, k), _WHY_ANALYSIS[k])
-    for k in ("service", "autoscalerRef", "ingressRef", "skipAnalysis", "revertOnDeletion", "suspend"):
+    for k in ("service", "autoscalerRef", "ingressRef", "skipAnalysis", "suspend"):
         if k in spec:
             report.unexpressed(
                 c, ("spec", k), "not an analysis setting: configure it on the routing/controller side"
@@ -172,6 +172,8 @@ def import_flagger(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
             gate[k] = analysis[k]
     if stage:
         gate["stages"] = [stage]
+    if spec.get("revertOnDeletion"):
+        gate["revertOnDeletion"] = True
     gate["progressDeadline"] = f"{float(spec.get('progressDeadlineSeconds') or 600):g}s"
     hooks = _hooks(c, apath, analysis, report)
     if hooks:
