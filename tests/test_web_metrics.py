@@ -329,3 +329,20 @@ def test_the_controller_observer_moves_phase_stage_and_weight_and_counts_only_th
     assert samples_of(metrics, "gatekeeper_evaluation_duration_seconds_count") == {(("gate", "web"),): 1.0}
     limit = (("gate", "web"), ("measure", "rate ratio"), ("side", "max"), ("signal", "error-rate"))
     assert samples_of(metrics, "gatekeeper_signal_effect_limit") == {limit: 1.5}  # the spec's tolerance 0.5
+
+
+def test_the_settled_status_sets_the_exact_phase_stage_and_weight_a_pausing_hold_included() -> None:
+    from gatekeeper.controller.kube import parse_gate
+    from gatekeeper.spec.status import GateStatus, Phase
+    from tests.controller_support import gate_body
+
+    gate = parse_gate(gate_body("web", service="checkout"))
+    metrics = GateMetrics()
+    observer = metrics.observer()
+    observer.acted(gate, "start", by_operator=False)
+    observer.acted(gate, "hold", by_operator=False)  # an outage past its budget: a hold that pauses
+    observer.settled(gate, GateStatus(phase=Phase.PAUSED, stage=2, weight=25.0))
+    phases = {k: v for k, v in samples_of(metrics, "gatekeeper_gate_phase").items() if v == 1}
+    assert phases == {(("gate", "web"), ("phase", "Paused")): 1}
+    assert samples_of(metrics, "gatekeeper_gate_stage") == {(("gate", "web"),): 3.0}
+    assert samples_of(metrics, "gatekeeper_gate_weight_percent") == {(("gate", "web"),): 25.0}

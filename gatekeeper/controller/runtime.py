@@ -44,7 +44,7 @@ from gatekeeper.routing import RouteFailure, Router, RouteTarget, RoutingError, 
 from gatekeeper.routing.nop import NopRouter
 from gatekeeper.sources.base import TraceSource
 from gatekeeper.spec import GateSpec, SpecError
-from gatekeeper.spec.status import Phase
+from gatekeeper.spec.status import GateStatus, Phase
 
 __all__ = ["Controller", "Observer", "Settings"]
 
@@ -79,6 +79,10 @@ class Observer(Protocol):
     def acted(self, gate: GateSpec, action: str, *, by_operator: bool) -> None:
         """A transition was written: ``action`` is the history action (advance, revert, halt, promote,
         hold, abort, ...); ``by_operator`` when an operator's command caused it."""
+        ...
+
+    def settled(self, gate: GateSpec, status: GateStatus) -> None:
+        """After each reconcile: the status as stored (phase, stage, weight actually in place)."""
         ...
 
 
@@ -308,6 +312,7 @@ class Controller:
                 self._observe(lambda o: o.looked(gate, judgement, time.perf_counter() - t0))
             out = self.executor.look(obj, gate, judgement)
             self._observe_actions(gate, state, out.status, by_operator=False)
+            self._observe(lambda o: o.settled(gate, out.status))
             self.looks += 1
             if not _older(out.obj, slot.obj):
                 slot.obj = out.obj

@@ -35,7 +35,7 @@ from gatekeeper.judge import Judgement
 from gatekeeper.spec import GateSpec
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import Direction
-from gatekeeper.spec.status import Phase
+from gatekeeper.spec.status import GateStatus, Phase
 
 __all__ = [
     "ACTION_PHASES",
@@ -329,6 +329,14 @@ class MetricsObserver:
             if stage is not None:
                 self._stage[name] = stage
         self.metrics.record_position(gate=name, stage=stage, weight=weight)
+
+    def settled(self, gate: GateSpec, status: GateStatus) -> None:
+        """The stored status after each reconcile: the exact phase (holds that pause included), the stage and
+        the weight in place, also after a restart before any transition."""
+        self.metrics.record_phase(gate=gate.name, phase=status.phase.value)
+        self.metrics.record_position(gate=gate.name, stage=status.stage, weight=status.weight)
+        with self._lock:
+            self._stage[gate.name] = status.stage
 
     @staticmethod
     def _position(gate: GateSpec, action: str, known: int | None) -> tuple[int | None, float | None]:
