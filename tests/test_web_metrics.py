@@ -336,7 +336,9 @@ def test_the_settled_status_sets_the_exact_phase_stage_and_weight_a_pausing_hold
     from gatekeeper.spec.status import GateStatus, Phase
     from tests.controller_support import gate_body
 
-    gate = parse_gate(gate_body("web", service="checkout"))
+    body = gate_body("web", service="checkout")
+    body["metadata"]["namespace"] = "shop"
+    gate = parse_gate(body)
     metrics = GateMetrics()
     observer = metrics.observer()
     observer.acted(gate, "start", by_operator=False)
