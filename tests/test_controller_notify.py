@@ -34,6 +34,25 @@ def test_each_format_is_delivered_in_its_shape_to_a_real_http_endpoint():
         "attachments"
     ][0]["fields"]
     assert got["/teams"]["@type"] == "MessageCard" and "halted at stage 3" in got["/teams"]["text"]
+    assert "(stage 3, canary 25%, verdict fail)" in got["/teams"]["text"], "people count stages from 1"
+    assert got["/teams"]["themeColor"] == "e01e5a"
+    section = got["/teams"]["sections"][0]
+    assert (
+        section["activityTitle"] == "Halted: shop/web"
+        and section["activitySubtitle"] == "2027-01-15T08:00:00Z"
+    )
+    assert section["facts"] == [
+        {"name": "Phase", "value": "Halted"},
+        {"name": "Stage", "value": "3"},
+        {"name": "Canary weight", "value": "25%"},
+        {"name": "Verdict", "value": "fail"},
+        {"name": "Severity", "value": "critical"},
+        {"name": "Owners", "value": "team-checkout"},
+        {"name": "Runbook", "value": "https://runbooks.example/r"},
+        {"name": "Forward fix", "value": "ship the fix"},
+    ]
+    assert {"title": "Stage", "value": "3", "short": True} in got["/slack"]["attachments"][0]["fields"]
+    assert (got["/json"]["stage"], got["/json"]["stageNumber"]) == (2, 3)
 
 
 def test_a_target_receives_its_severity_and_worse_only():
@@ -56,4 +75,4 @@ def test_an_unreachable_target_is_counted_and_never_raises():
 def test_the_json_payload_carries_every_field_a_receiver_needs():
     body = payload(Notify(name="j", url="http://x"), HALT)
     assert {"kind", "apiVersion", "gate", "namespace", "event", "severity", "message", "phase", "stage",
-            "weight", "verdict", "owners", "runbook", "forwardFix", "timestamp"} <= set(body)  # fmt: skip
+            "weight", "verdict", "owners", "runbook", "forwardFix", "timestamp", "stageNumber"} <= set(body)  # fmt: skip

@@ -54,11 +54,12 @@ def wants(target: Notify, severity: str) -> bool:
 def payload(target: Notify, m: Message) -> dict[str, Any]:
     """The body for ``target.format``."""
     title = f"gatekeeper: {m.namespace}/{m.gate} {m.event}"
-    text = f"{m.message} (stage {m.stage}, canary {m.weight:g}%, verdict {m.verdict or 'n/a'})"
+    number = m.stage + 1  # people count stages from 1; the status' `stage` is the 0-based index
+    text = f"{m.message} (stage {number}, canary {m.weight:g}%, verdict {m.verdict or 'n/a'})"
     if target.format == "slack":
         fields = [
             {"title": "Phase", "value": m.phase, "short": True},
-            {"title": "Stage", "value": str(m.stage), "short": True},
+            {"title": "Stage", "value": str(number), "short": True},
         ]
         if m.owners:
             fields.append({"title": "Owners", "value": ", ".join(m.owners), "short": False})
@@ -70,7 +71,17 @@ def payload(target: Notify, m: Message) -> dict[str, Any]:
                 {"color": _COLOR.get(m.severity, "#cccccc"), "fields": fields, "ts": int(m.time)}
             ],
         }
-    if target.format == "teams":
+    if target.format == "teams":  # an Office 365 connector MessageCard, as Flagger's MS Teams notifier sends
+        facts = [
+            ("Phase", m.phase),
+            ("Stage", str(number)),
+            ("Canary weight", f"{m.weight:g}%"),
+            ("Verdict", m.verdict or "n/a"),
+            ("Severity", m.severity),
+            ("Owners", ", ".join(m.owners)),
+            ("Runbook", m.runbook or ""),
+            ("Forward fix", m.forward_fix or ""),
+        ]
         return {
             "@type": "MessageCard",
             "@context": "https://schema.org/extensions",
@@ -78,11 +89,19 @@ def payload(target: Notify, m: Message) -> dict[str, Any]:
             "themeColor": _COLOR.get(m.severity, "#cccccc").lstrip("#"),
             "title": title,
             "text": text,
+            "sections": [
+                {
+                    "activityTitle": f"{m.event}: {m.namespace}/{m.gate}",
+                    "activitySubtitle": rfc3339(m.time),
+                    "facts": [{"name": k, "value": v} for k, v in facts if v],
+                }
+            ],
         }
     body = asdict(m)
     body["owners"] = list(m.owners)
     body["forwardFix"] = body.pop("forward_fix")
     body["timestamp"] = rfc3339(m.time)
+    body["stageNumber"] = number
     return {"kind": "GateNotification", "apiVersion": "gatekeeper.dev/v1alpha1", **body}
 
 
