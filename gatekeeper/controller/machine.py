@@ -698,7 +698,7 @@ def request(state: GateStatus, req: Request, now: float, policy: Policy) -> Step
             now,
             action="approve",
             judgement=None,
-            actions=(Announce("Approved", f"stage {stage} approved{by}{why}"),),
+            actions=(Announce("Approved", f"stage {stage + 1} approved{by}{why}"),),
         )
     if req.action == "pause":
         if state.phase not in (Phase.PROGRESSING, Phase.AWAITING_APPROVAL, Phase.PENDING):
