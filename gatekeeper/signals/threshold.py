@@ -1,5 +1,8 @@
 """Threshold signals: an absolute bound on any PromQL expression, measured on the canary at every step
-(Flagger's `thresholdRange`, Argo's `successCondition`). Empty, NaN or Inf is never a pass."""
+(Flagger's `thresholdRange`, Argo's `successCondition`). Empty, NaN or Inf is never a pass.
+
+`initialDelay`, as in Argo Rollouts: nothing is measured until the delay after the stage start has passed,
+and steps inside it never count as failed measurements."""
 
 from __future__ import annotations
 
@@ -21,6 +24,12 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
         for arm in ("canary", "baseline")
     }
     points = grid(ctx)
+    if signal.initial_delay and ctx.stage_elapsed < signal.initial_delay:
+        return SignalOutcome(
+            name=signal.name, kind=signal.kind, verdict=Verdict.INCONCLUSIVE, queries=queries,
+            reason=f"in initial delay ({signal.initial_delay:g}s) of the stage", critical=signal.critical,
+            dry_run=signal.dry_run,
+        )  # fmt: skip
     result = ctx.metrics.range(queries["canary"], start=float(points[0]), end=float(points[-1]), step=w.step)
     base = ctx.metrics.instant(queries["baseline"], at=w.end).scalar()
 
@@ -44,6 +53,11 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
         )
     s = result.series[0]
     values = s.values
+    if signal.initial_delay:
+        measured_from = ctx.window.end - ctx.stage_elapsed + signal.initial_delay
+        values = values[s.timestamps >= measured_from]
+        if not len(values):
+            return out(Verdict.NODATA, "no measurement since the initial delay ended: empty is not a pass")
     if ctx.window.end - s.timestamps[-1] > ctx.gate.source.prometheus.max_staleness:
         return out(
             Verdict.NODATA, f"the canary's newest value is {ctx.window.end - s.timestamps[-1]:.0f}s old"
