@@ -273,6 +273,13 @@ def _notes(v: GateView) -> list[str]:
     st = v.status
     out = [f"pending {r.action} by {r.by} at {r.at}" for r in v.pending]
     out += [f"[red]unreadable request:[/] {b}" for b in v.bad_requests]
+    if st.dry_run:
+        out.append(
+            "[yellow]dry run:[/] routing writes are only validated; no route changes, no hook, no page"
+        )
+    if st.waiting_for:
+        since = f" (unanswered since {_time(st.waiting_since)})" if st.waiting_since is not None else ""
+        out.append(f"waiting for the {st.waiting_for} hook{since}")
     if st.approvals:
         out.append(f"approvals: {', '.join(st.approvals)}")
     if st.escalation:
