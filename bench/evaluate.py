@@ -1,6 +1,7 @@
 """Benchmark: wall time of `evaluate` for a 10-signal gate against a real Prometheus, as a ratio to the raw PromQL
-round-trips of exactly the same queries (recorded, then replayed with plain HTTP GETs, one after another) in the
-same run; and CLI start-up time as a ratio to a bare `python -c pass`.
+round-trips of exactly the same queries (recorded, then replayed with plain HTTP GETs, one after another, asking
+for the same uncompressed answers as PrometheusSource) in the same run; and CLI start-up time as a ratio to a
+bare `python -c pass`.
 
     .venv/bin/python bench/evaluate.py [--repeat 20]
 
@@ -84,7 +85,7 @@ def main() -> None:
         recorder = Recorder(source)
         evaluate_gate(gate, metrics=recorder, window=window)  # warm-up + record the queries
         calls = list(recorder.calls)
-        client = httpx.Client(base_url=prom.url, timeout=10)
+        client = httpx.Client(base_url=prom.url, timeout=10, headers={"Accept-Encoding": "identity"})
         evals, raws = [], []
         print(f"10-signal gate, {len(calls)} queries per evaluation, {args.repeat} rounds", file=sys.stderr)
         for i in range(args.repeat):

@@ -5,10 +5,10 @@ one query per arm; either way every arm's answer carries the exact query text th
 an outcome records as "the query behind it". A folded answer without a group for an arm is that arm's empty
 answer: no data and stale data stay visible exactly as with separate queries.
 
-`counter` asks a counter's per-step increments and its newest sample time in the same range query (two parts
-joined by `or`, told apart by the `gatekeeper_part` label): the newest-sample part at the grid's last point,
-the window end, is what an instant `max(timestamp(...))` at the window end returns, so freshness costs no
-round-trip of its own.
+`counters` asks every counter a signal needs, with each one's per-step increments and newest sample time, in a
+single range query: parts joined by `or`, told apart by the `gatekeeper_part` label. A newest-sample part at
+the grid's last point, the window end, is what an instant `max(timestamp(...))` at the window end returns, so
+freshness costs no round-trip of its own, and a look of a ratio signal is one request instead of eight.
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from gatekeeper.sources.base import QueryResult, Series
 
 ARMS = ("canary", "baseline")
 PART = "gatekeeper_part"  # tells the parts of a combined query apart
+NEWEST = ":newest"  # suffix of a newest-sample part's name
 
 #: (scope, extra grouping labels) -> PromQL
 Render = Callable[[dict[str, str], tuple[str, ...]], str]
@@ -88,44 +89,58 @@ def by_arm(ctx: EvalContext, render: Render, run: Callable[[str], QueryResult]) 
 
 
 @dataclass(frozen=True)
+class Counter:
+    """A counter to fetch: `sum by (by)(increase(selector<suffix>[step]))` per step, and the newest sample time
+    of `selector<fresh_suffix>` (default: `suffix`) at the window end."""
+
+    selector: str
+    by: str = ""
+    suffix: str = ""
+    fresh_suffix: str | None = None
+
+
+@dataclass(frozen=True)
 class CounterData:
-    """One arm's answer to `counter`: the query (shared by both arms when folded), the increments part's
-    series, and the newest sample time of the freshness selector at the window end (None: none in lookback)."""
+    """One arm's answer for one `Counter`: the query that produced it (shared by every counter of the fetch, and
+    by both arms when folded), the increments' series, and the newest sample time (None: none in lookback)."""
 
     query: str
     series: tuple[Series, ...]
     newest: float | None
 
 
-def counter_query(
-    selector: str, scope: dict[str, str], step: float, grouping: Sequence[str] = (), *, by: str = "",
-    suffix: str = "", fresh_suffix: str | None = None,
-) -> str:  # fmt: skip
-    """The PromQL behind `counter` for one scope (an arm's, or the folded one grouped by the arm labels)."""
-    inc = increase(selector, scope, step, by=",".join((by, *grouping)), suffix=suffix)
-    fresh = suffix if fresh_suffix is None else fresh_suffix
-    newest = aggregate("max", f"timestamp({scoped(selector, scope, suffix=fresh)})", grouping)
-    return f"{_tagged(inc, 'increase')} or {_tagged(newest, 'newest')}"
+def counters_query(
+    wanted: dict[str, Counter], scope: dict[str, str], step: float, grouping: Sequence[str] = ()
+) -> str:
+    """The PromQL behind `counters` for one scope (an arm's, or the folded one grouped by the arm labels): per
+    counter an increments part and a newest-sample part, each tagged with its name, joined by `or`."""
+    parts = []
+    for name, c in wanted.items():
+        inc = increase(c.selector, scope, step, by=",".join((c.by, *grouping)), suffix=c.suffix)
+        fresh = c.suffix if c.fresh_suffix is None else c.fresh_suffix
+        newest = aggregate("max", f"timestamp({scoped(c.selector, scope, suffix=fresh)})", grouping)
+        parts += [_tagged(inc, name), _tagged(newest, f"{name}{NEWEST}")]
+    return " or ".join(parts)
 
 
-def counter(
-    ctx: EvalContext, selector: str, *, by: str = "", suffix: str = "", fresh_suffix: str | None = None
-) -> dict[str, CounterData]:
-    """Per arm: `sum by (by)(increase(selector<suffix>{scope}[step]))` per step, and the newest sample time of
-    `selector<fresh_suffix>` (default: `suffix`) at the window end, from one range query (per arm or folded)."""
+def counters(ctx: EvalContext, wanted: dict[str, Counter]) -> dict[str, dict[str, CounterData]]:
+    """Per counter name, per arm: the counter's increments on the window's steps and its freshness, all from one
+    range query (per arm, or folded over both)."""
     points = grid(ctx)
     start, end, step = float(points[0]), float(points[-1]), ctx.window.step
-
-    def render(scope: dict[str, str], grouping: tuple[str, ...]) -> str:
-        return counter_query(selector, scope, step, grouping, by=by, suffix=suffix, fresh_suffix=fresh_suffix)
-
-    results = by_arm(ctx, render, lambda q: ctx.metrics.range(q, start=start, end=end, step=step))
-    out = {}
+    results = by_arm(
+        ctx,
+        lambda scope, grouping: counters_query(wanted, scope, step, grouping),
+        lambda q: ctx.metrics.range(q, start=start, end=end, step=step),
+    )
+    out: dict[str, dict[str, CounterData]] = {name: {} for name in wanted}
     for arm, result in results.items():
-        parts: dict[str, list[Series]] = {"increase": [], "newest": []}
+        parts: dict[str, list[Series]] = {}
         for s in result.series:
             parts.setdefault(s.labels.get(PART, ""), []).append(s)
-        out[arm] = CounterData(result.query, tuple(parts["increase"]), _value_at_end(parts["newest"], end))
+        for name in wanted:
+            newest = _value_at_end(parts.get(f"{name}{NEWEST}", []), end)
+            out[name][arm] = CounterData(result.query, tuple(parts.get(name, [])), newest)
     return out
 
 

@@ -11,7 +11,7 @@ import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
-from gatekeeper.signals.fetch import align_rows, counter, grid, staleness_gap
+from gatekeeper.signals.fetch import Counter, align_rows, counters, grid, staleness_gap
 from gatekeeper.sources.base import Series
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import LatencySignal
@@ -21,7 +21,8 @@ from gatekeeper.stats import histogram
 def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     queries: dict[str, str] = {}
     buckets: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-    fetched = counter(ctx, signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
+    histogram = Counter(signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
+    fetched = counters(ctx, {"buckets": histogram})["buckets"]
     for arm, data in fetched.items():
         queries[f"{arm}_buckets"] = data.query
         buckets[arm] = _per_le(ctx, data.series)

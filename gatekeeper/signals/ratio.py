@@ -7,7 +7,7 @@ import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
-from gatekeeper.signals.fetch import ARMS, align, counter, grid, staleness_gap
+from gatekeeper.signals.fetch import ARMS, Counter, align, counters, grid, staleness_gap
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import DriftSignal, DuplicateSignal, RatioSignal, RetrySignal
 
@@ -28,7 +28,8 @@ def evaluate(
     queries: dict[str, str] = {}
     arms: dict[str, ArmCounts | None] = {}
     notes: list[str] = []
-    events, exposure = counter(ctx, events_sel), counter(ctx, exposure_sel)
+    fetched = counters(ctx, {"events": Counter(events_sel), "exposure": Counter(exposure_sel)})
+    events, exposure = fetched["events"], fetched["exposure"]
     points = grid(ctx)
     for arm in ARMS:
         ev, ev_seen = align(events[arm].series, points)

@@ -55,18 +55,19 @@ def evaluate_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:
 
 def render_queries(signal: Any, ctx: EvalContext) -> dict[str, str]:
     """The queries a signal would run (for lint and dry display) without running them: for count signals the
-    same text `fetch.counter` sends, folded over both arms when the scopes allow it."""
-    from gatekeeper.signals.fetch import ARMS, counter_query
+    same text `fetch.counters` sends, folded over both arms when the scopes allow it."""
+    from gatekeeper.signals.fetch import ARMS, Counter, counters_query
     from gatekeeper.signals.render import fill, split_arms
+    from gatekeeper.signals.series import _RATIO_FIELDS as _COUNT_FIELDS  # (events, exposure) per kind
 
     step = ctx.window.step
     scopes = ctx.gate.scopes
     split = split_arms(scopes.canary, scopes.baseline)
 
-    def counted(arm: str, selector: str, **kw: Any) -> str:
+    def counted(arm: str, wanted: dict[str, Counter]) -> str:
         if split is not None:
-            return counter_query(selector, split.scope, step, split.labels, **kw)
-        return counter_query(selector, getattr(scopes, arm), step, **kw)
+            return counters_query(wanted, split.scope, step, split.labels)
+        return counters_query(wanted, getattr(scopes, arm), step)
 
     out: dict[str, str] = {}
     for arm in ARMS:
@@ -74,18 +75,11 @@ def render_queries(signal: Any, ctx: EvalContext) -> dict[str, str]:
             scope = getattr(scopes, arm)
             out[arm] = fill(signal.query, scope=scope, arm=arm, window=ctx.window.length, step=step)
         elif signal.kind == "latency":
-            out[arm] = counted(arm, signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
-        elif signal.kind in ("ratio", "drift", "duplicates", "retries"):
-            for attr in (
-                "bad",
-                "total",
-                "placed",
-                "recorded",
-                "duplicates",
-                "processed",
-                "retries",
-                "requests",
-            ):
-                if hasattr(signal, attr):
-                    out[f"{arm}_{attr}"] = counted(arm, getattr(signal, attr))
+            histogram = Counter(signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
+            out[arm] = counted(arm, {"buckets": histogram})
+        elif signal.kind in _COUNT_FIELDS:
+            events, exposure = (getattr(signal, f) for f in _COUNT_FIELDS[signal.kind])
+            query = counted(arm, {"events": Counter(events), "exposure": Counter(exposure)})
+            for attr in _COUNT_FIELDS[signal.kind]:
+                out[f"{arm}_{attr}"] = query
     return out
