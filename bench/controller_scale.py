@@ -11,11 +11,16 @@ evaluation. The gate clock runs at real speed, ten minutes behind the wall clock
 Writes bench/results/controller_scale.json (``_raw`` with ``--source raw``). Goal: 500 gates, p99 < 1 s, peak
 RSS < 300 MB. Measurement starts once every gate has started (its canary at 1%), after ``--warmup``.
 
-Where a look's CPU goes (py-spy --gil on the controller at 500 gates, steady state, 2026-11-25; numbers in the
-closing notes): ~82% evaluating signals, of which ~63 points are PrometheusSource's HTTP stack (requests +
-prometheus-api-client, gzip); ~6-9% the controller itself (executor, status writes, watch, scheduling). A look
-of this gate runs 12 queries, 6 of them freshness checks (``max(timestamp(...))``). The controller process is
-GIL-bound near one core, so its throughput is ~1 / (CPU per look).
+Where a look's CPU goes (py-spy --gil on the controller at 500 gates, steady state, 2026-11-25): ~73%
+evaluating signals, of which ~34 points are PrometheusSource's HTTP stack (requests + prometheus-api-client),
+~14 the count statistics (``ratio_eprocess``) and ~10 parsing and aligning answers; ~27% the controller itself
+(executor and status writes, watch, scheduling, spec hashing). A look of this gate runs 2 queries (12 before
+folding): each count signal asks one range query for both arms (the scopes differ only in ``track``, so it
+selects ``track=~"canary|baseline"`` and groups by ``track``) carrying every counter's per-step increments and
+its newest-sample time, the freshness check that took 6 instant queries; answers come uncompressed (gzip cost
+~35% of a query's CPU). CPU per look went from 34-46 ms to ~14 ms (``bench/look_cpu.py``: the look alone,
+without the controller, ~8-10 ms folded vs ~14 ms per arm). The controller process is GIL-bound near one core,
+so its throughput is ~1 / (CPU per look).
 """
 
 from __future__ import annotations
