@@ -7,7 +7,7 @@ bare `python -c pass`.
 
 Prints a table and writes bench/results/evaluate.json. Goal: evaluate / raw round-trips <= 1.3.
 Since each count signal asks one query for both arms with its freshness check inside (9 queries where there
-were 32, 2026-11-25), the round-trips fell ~4x and evaluate ~2.7x (209 -> 65-77 ms), so the ratio (1.35 -> 2.0)
+were 32, 2026-11-25), round-trips fell ~4x and evaluate ~2.7x (209 -> 65-77 ms), so the ratio (1.35 -> 2.0)
 now measures in-process CPU: mostly the sequential count tests (``ratio_eprocess``, ~5 ms each at 30 steps,
 a Python loop per step).
 """
