@@ -230,3 +230,25 @@ def test_aa_false_alarm_rate_stays_below_alpha_across_stage_changes_and_traffic_
         r = ratio_eprocess(canary_bad=c[i], baseline_bad=b[i], canary_share=obs_share, alpha=alpha)
         assert r.log_path == pytest.approx(log_e[i], rel=1e-9, abs=1e-9)
         assert r.crossed == bool(alarms[i])
+
+
+def test_the_vectorised_batch_equals_interval_by_interval_updates_bit_for_bit():
+    """`ratio_eprocess` sums all intervals at once; `update_ratio` is the definition, one interval at a time.
+    Random runs with quiet intervals (no bad events), tiny and large shares, and crossings in the middle."""
+    rng = np.random.default_rng(11)
+    for _ in range(200):
+        n = int(rng.integers(1, 60))
+        share = rng.uniform(0.01, 0.6, n)
+        c = rng.poisson(rng.uniform(0, 4), n)
+        b = rng.poisson(rng.uniform(0, 30), n)
+        c[rng.random(n) < 0.2] = 0
+        b[c == 0] *= rng.random() < 0.5  # some intervals without any bad event
+        batch = ratio_eprocess(canary_bad=c, baseline_bad=b, canary_share=share, alpha=0.01, margin=0.1)
+        state, path = new_ratio_state(alpha=0.01, margin=0.1), []
+        for k in range(n):
+            state = update_ratio(
+                state, canary_bad=int(c[k]), baseline_bad=int(b[k]), canary_share=float(share[k])
+            )
+            path.append(state.log_e)
+        assert state == batch.state
+        assert np.array_equal(np.array(path), batch.log_path)

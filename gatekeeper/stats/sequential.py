@@ -257,9 +257,7 @@ def ratio_eprocess(
     rho = _check.shares(canary_share, field="canary_share", length=n)
     _check_share_consistency(c, b, rho)
     state = new_ratio_state(alpha=alpha, margin=margin, grid=grid, weights=weights)
-    log_path = np.empty(n)
-    for k in range(n):
-        state, log_path[k] = _advance(state, float(c[k]), float(b[k]), float(rho[k]))
+    state, log_path = _advance_many(state, c, b, rho)
     lower, upper = state.ratio_bounds
     log_e = state.log_e
     return RatioSequentialResult(
@@ -316,6 +314,45 @@ def _advance(state: RatioState, c: float, b: float, rho: float) -> tuple[RatioSt
         crossed_at=crossed_at,
     )
     return new, log_e
+
+
+def _advance_many(
+    state: RatioState, c: np.ndarray, b: np.ndarray, rho: np.ndarray
+) -> tuple[RatioState, np.ndarray]:
+    """``_advance`` over every interval at once: the same sums in the same order (cumulative sums seeded with
+    the state), so the result equals interval-by-interval updating exactly; only the per-interval mixture is
+    a loop (math.exp/log, as ``_advance`` uses)."""
+    n = len(c)
+    if n == 0:
+        return state, np.empty(0)
+    points, log_points, n_harm = _layout(state.margin, state.grid)
+    cf, bf = c.astype(float), b.astype(float)
+    quiet = (cf == 0) & (bf == 0)
+    f = rm.log_lik_increments(cf, bf, rho.astype(float), points, log_ratios=log_points)
+    f[quiet] = 0.0  # no bad events: this interval changes nothing (adding 0.0 leaves every sum as it was)
+    harm = np.cumsum(np.vstack([np.asarray(state.harm_llr)[None, :], f[:, 1:n_harm] - f[:, :1]]), axis=0)[1:]
+    support = np.cumsum(np.vstack([np.asarray(state.support_f)[None, :], f[:, n_harm:]]), axis=0)[1:]
+    log_w = [math.log(w) for w in state.weights]
+    log_path = np.array(
+        [_logsumexp([lw + h for lw, h in zip(log_w, row, strict=True)]) for row in harm.tolist()]
+    )
+    limit = math.log(1.0 / state.alpha)
+    crossed_at = state.crossed_at
+    if crossed_at is None:
+        hits = np.flatnonzero(~quiet & (log_path >= limit))
+        crossed_at = state.intervals + int(hits[0]) if len(hits) else None
+    moving = log_path[~quiet]
+    new = replace(
+        state,
+        harm_llr=tuple(harm[-1].tolist()),
+        support_f=tuple(support[-1].tolist()),
+        max_log_e=max(state.max_log_e, float(moving.max())) if len(moving) else state.max_log_e,
+        canary_bad=state.canary_bad + int(c.sum()),
+        baseline_bad=state.baseline_bad + int(b.sum()),
+        intervals=state.intervals + n,
+        crossed_at=crossed_at,
+    )
+    return new, log_path
 
 
 def _logsumexp(values: list[float]) -> float:
