@@ -50,13 +50,16 @@ def test_fail_open_settings_warn_and_inexpressible_fields_are_listed(tmp_path):
     lines = stderr.splitlines()
     for expected in ("nanStrategy: metric 'request rate': 'replace'", "or vector(0)", "group 'Traffic'"):
         assert any(ln.startswith("warning:") and expected in ln for ln in lines), (expected, stderr)
-    for expected in ("reads datadog", "outliers are kept", "asymmetric effect sizes"):
+    for expected in ("reads datadog", "asymmetric effect sizes"):
         assert any(ln.startswith("unexpressed:") and expected in ln for ln in lines), (expected, stderr)
     gate = yaml.safe_load(out.read_text())
     sig = {s["name"]: s for s in gate["signals"]}
     assert sig["request-rate"]["query"] == 'avg(http_requests_total{${selector},code="200"})'
     assert sig["request-rate"]["weight"] == 30  # the unweighted group gets what is left of 100
     assert "vector(0)" not in sig["server-errors"]["query"]
+    outlier_metrics = [s for s in gate["signals"] if s.get("outliers") == "remove"]
+    assert outlier_metrics and all(s["outlierFactor"] == 3.0 for s in outlier_metrics)
+    assert "outliers are kept" not in stderr
 
 
 def test_the_run_request_scopes_and_thresholds_fill_the_gate():

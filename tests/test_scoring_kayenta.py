@@ -26,10 +26,10 @@ def gate(*signals: str, stage_weight: float = 50):  # type: ignore[no-untyped-de
     )
 
 
-def sig(name: str, group: str, weight: float, extra: str = "") -> str:
+def sig(name: str, group: str, weight: float, extra: str = "", tolerance: float = 0) -> str:
     return (
         f"  - {{name: {name}, kind: threshold, query: 'x{{${{selector}}}}', min: .inf, group: {group}, "
-        f"weight: {weight}, direction: increase, tolerance: 0{extra}}}"
+        f"weight: {weight}, direction: increase, tolerance: {tolerance:g}{extra}}}"
     )
 
 
@@ -95,3 +95,27 @@ def test_a_query_error_is_an_error_not_a_pass_and_a_small_canary_share_is_called
     j = score_gate(g, {"errors": "source unavailable: connection refused"}, window=WINDOW)
     assert j.verdict == Verdict.ERROR
     assert "5% canary share" in j.reason
+
+
+def test_outliers_remove_and_the_cles_effect_measure_reach_kayentas_classifier():
+    """Kayenta's `outliers.strategy: remove` (Tukey fences at outlierFactor x IQR, never inside the 1st/99th
+    percentiles) and `effectSize.measure: cles` (neutral 0.5), set on the signal and used by `mode: kayenta`."""
+    n = 200
+    window = Window(start=0.0, end=60.0 * n, step=60.0)
+    t = np.arange(60.0, 60.0 * n + 1, 60.0)
+    base = 1.0 + 0.05 * np.sin(np.arange(n))
+    spiked = base * 1.02
+    spiked[0] = 1000.0  # one step of a scrape gone wrong: the mean ratio jumps to ~6
+    arms = {"m": ArmSeries(t, spiked, base.copy(), {"canary": "a", "baseline": "b"})}
+    kept = score_gate(gate(sig("m", "G", 100, tolerance=0.1)), arms, window=window)
+    removed = score_gate(gate(sig("m", "G", 100, ", outliers: remove", tolerance=0.1)), arms, window=window)
+    assert kept.signals[0].evidence["label"] == "High"
+    assert removed.signals[0].evidence["label"] == "Pass"
+
+    shifted = {"m": ArmSeries(t, base * 1.3, base.copy(), {"canary": "a", "baseline": "b"})}
+    ratio = score_gate(gate(sig("m", "G", 100, tolerance=0.35)), shifted, window=window)
+    cles = score_gate(
+        gate(sig("m", "G", 100, ", effectMeasure: cles", tolerance=0.35)), shifted, window=window
+    )
+    assert ratio.signals[0].evidence["label"] == "Pass"  # mean ratio 1.3 < allowed 1.35
+    assert cles.signals[0].evidence["label"] == "High"  # every canary step is higher: CLES 1.0 >= 0.85

@@ -11,7 +11,8 @@ else FAIL.
 How the gate's fields map (the spec has no Kayenta-only fields yet, see docs/migrating.md):
 - `group` is the metric's group (ungrouped signals form group "default"); a group's weight is the sum of its
   signals' `weight`, as a share of all groups (`gatekeeper import` writes Kayenta's group weights this way);
-- `direction` as Kayenta's; `tolerance` t gives allowedIncrease 1 + t and allowedDecrease 1 - t;
+- `direction` as Kayenta's; `tolerance` t gives allowedIncrease 1 + t and allowedDecrease 1 - t (with
+  `effectMeasure: cles`, 0.5 + t and 0.5 - t); `outliers: remove` + `outlierFactor` as Kayenta's outliers;
 - `critical`: a critical metric that is not Pass zeroes the score (FAIL on High/Low; NODATA/ERROR on no data).
 - NaN handling is always Kayenta's `remove` and every metric must have data (`mustHaveData`): Kayenta's
   `replace` and optional data would pass a canary that sent nothing.
@@ -91,10 +92,18 @@ def _classify(
         nan_strategy="remove",
         critical=signal.critical,
         must_have_data=True,
-        allowed_increase=1.0 + signal.tolerance,
-        allowed_decrease=max(1.0 - signal.tolerance, 0.0),
+        effect_size_measure=signal.effect_measure,
+        allowed_increase=_neutral(signal) + signal.tolerance,
+        allowed_decrease=max(_neutral(signal) - signal.tolerance, 0.0),
+        remove_outliers=signal.outliers == "remove",
+        outlier_factor=signal.outlier_factor,
         strict=True,
     )
+
+
+def _neutral(signal) -> float:  # type: ignore[no-untyped-def]
+    """The effect size of no change: a mean ratio of 1, a common-language effect size of 0.5."""
+    return 0.5 if signal.effect_measure == "cles" else 1.0
 
 
 def score_gate(

@@ -64,6 +64,19 @@ class SignalBase(SpecModel):
     )
     warning_criteria: list[str] = Field(default_factory=list, description="Keptn-style warning criteria.")
     key: bool = Field(default=False, description="Keptn key objective: failing it fails the gate.")
+    outliers: Literal["keep", "remove"] = Field(
+        default="keep",
+        description="Kayenta mode: 'remove' drops per-step values outside the Tukey fences (outlierFactor x IQR) "
+        "of each arm before comparing, as Kayenta's outliers.strategy remove.",
+    )
+    outlier_factor: float = Field(
+        default=3.0, gt=0, description="Kayenta mode: the IQR multiple of the fences."
+    )
+    effect_measure: Literal["meanRatio", "cles"] = Field(
+        default="meanRatio",
+        description="Kayenta mode: the effect size, the canary/baseline mean ratio (neutral 1, allowed 1 +/- "
+        "tolerance) or the common-language effect size (neutral 0.5, allowed 0.5 +/- tolerance).",
+    )
 
 
 class RatioSignal(SignalBase):

@@ -5,12 +5,13 @@ each Prometheus metric becomes a signal whose query is Kayenta's (`PromQL:` inli
 otherwise `avg(metricName{filters, labelBindings}) by (groupByFields)`); the label matcher holding `${scope}`
 becomes `${selector}`, with the control scope as baseline arm and the experiment scope as canary arm
 (arguments `canary_scope` / `baseline_scope`); `direction`, `critical`, `groups` (first group) and
-`effectSize.allowedIncrease/allowedDecrease` (as `tolerance`) map to the signal; `classifier.groupWeights`
+`effectSize.allowedIncrease/allowedDecrease` (as `tolerance` around 1, or around 0.5 with `measure: cles`,
+kept as `effectMeasure`) and `outliers` (`outliers`, `outlierFactor`) map to the signal; `classifier.groupWeights`
 become signal weights (a group's weight split over its metrics; groups without a weight share the rest of
 100 as in Kayenta); `scoreThresholds` become `scoring`.
 
 Stricter on purpose (each listed in the report): NaN values are removed, never replaced by 0; every metric
-must have data; outliers are kept; a critical metric fails the canary at its allowed effect size.
+must have data; a critical metric fails the canary at its allowed effect size.
 """
 
 from __future__ import annotations
@@ -267,6 +268,13 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
     direction = str(canary.get("direction") or "either")
     sig["direction"] = direction if direction in ("increase", "decrease", "either") else "either"
     sig["tolerance"] = _tolerance(doc, cpath, canary, sig["direction"], report)
+    if str(_dict(canary.get("effectSize")).get("measure", "meanRatio")) == "cles":
+        sig["effectMeasure"] = "cles"
+    outliers = _dict(canary.get("outliers"))
+    if outliers.get("strategy") == "remove":
+        sig["outliers"] = "remove"
+        if number(outliers.get("outlierFactor")):
+            sig["outlierFactor"] = float(number(outliers.get("outlierFactor")))
     if canary.get("critical"):
         sig["critical"] = True
     _strictness(doc, cpath, name, canary, report)
@@ -317,15 +325,9 @@ def _selector(doc: Doc, path: tuple, name: str, query: str, ctx: dict, report: R
 
 def _tolerance(doc: Doc, path: tuple, canary: dict, direction: str, report: Report) -> float:
     eff = report.mapping(doc, (*path, "effectSize"), canary.get("effectSize"))
-    if str(eff.get("measure", "meanRatio")) == "cles":
-        report.unexpressed(
-            doc,
-            (*path, "effectSize", "measure"),
-            "CLES effect sizes do not map: the mean ratio is used with no minimum effect",
-        )
-        return 0.0
-    up = (number(eff.get("allowedIncrease")) or 1.0) - 1.0
-    down = 1.0 - (number(eff.get("allowedDecrease")) or 1.0)
+    neutral = 0.5 if str(eff.get("measure", "meanRatio")) == "cles" else 1.0  # CLES: 0.5 is no change
+    up = (number(eff.get("allowedIncrease")) or neutral) - neutral
+    down = neutral - (number(eff.get("allowedDecrease")) or neutral)
     for k in ("criticalIncrease", "criticalDecrease"):
         if k in eff:
             report.unexpressed(
@@ -355,8 +357,6 @@ def _strictness(doc: Doc, path: tuple, name: str, canary: dict, report: Report) 
             f"metric '{name}': 'replace' turns missing data into 0, so an arm "
             "that sends nothing passes; NaNs are removed here and no data is NODATA",
         )
-    if _dict(canary.get("outliers")).get("strategy") == "remove":
-        report.unexpressed(doc, (*path, "outliers"), "outliers are kept here (extreme canary values count)")
 
 
 def _nodata_groups(doc: Doc, root: tuple, metrics: list, report: Report) -> None:
