@@ -80,6 +80,11 @@ def test_report_carries_every_signal_its_queries_and_the_e_value_path_against_it
         assert html.escape(s.name) in text and html.escape(s.reason) in text
         for q in s.queries.values():
             assert html.escape(q) in text, q
+        for q in set(
+            s.queries.values()
+        ):  # a combined query behind several numbers is shown once, keys together
+            keys = ", ".join(k for k, v in s.queries.items() if v == q)
+            assert f"<span class='qkey'>{html.escape(keys)}</span><pre><code>{html.escape(q)}</code>" in text
     figs = figures(text)
     err = next(s for s in judgement.signals if s.name == "error-rate")
     index = [s.name for s in judgement.signals].index("error-rate")

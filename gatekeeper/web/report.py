@@ -202,9 +202,12 @@ def _numbers_table(s: SignalOutcome) -> str:
 def _queries(s: SignalOutcome) -> str:
     if not s.queries:
         return "<p class='muted'>No queries (the signal did not reach its source).</p>"
+    grouped: dict[str, list[str]] = {}  # one combined query can stand behind several numbers: show it once
+    for k, q in s.queries.items():
+        grouped.setdefault(q, []).append(k)
     items = "".join(
-        f"<li><span class='qkey'>{_e(k)}</span><pre><code>{_e(q)}</code></pre></li>"
-        for k, q in s.queries.items()
+        f"<li><span class='qkey'>{_e(', '.join(keys))}</span><pre><code>{_e(q)}</code></pre></li>"
+        for q, keys in grouped.items()
     )
     return f"<details open><summary>Queries behind these numbers</summary><ul class='queries'>{items}</ul></details>"
 
