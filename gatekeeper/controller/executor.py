@@ -337,8 +337,8 @@ def _set_stage(router: Router, stage: Stage | None, weight: int, *, dry: bool) -
     it, and then refuses with a RoutingError (the spec check keeps that from happening)."""
     match = _match_of(stage) if stage is not None else None
     mirror = stage.mirror if stage is not None and stage.mirror else 0.0
-    mirrors = isinstance(router, MirrorRouter)
-    if mirror and not mirrors:
+    mirrors = router if isinstance(router, MirrorRouter) else None
+    if mirror and mirrors is None:
         raise RoutingError(
             f"{router.target.describe()} cannot mirror traffic; stage asks for mirror {mirror:g}%"
         )
@@ -346,13 +346,13 @@ def _set_stage(router: Router, stage: Stage | None, weight: int, *, dry: bool) -
         raise RoutingError(
             f"{router.target.describe()} cannot route by header or cookie; the stage has a match"
         )
-    if mirrors and not mirror:
-        router.set_mirror(0, dry_run=dry)  # type: ignore[attr-defined]
+    if mirrors is not None and not mirror:
+        mirrors.set_mirror(0, dry_run=dry)
     after = router.set_weight(weight, dry_run=dry).after.canary_percent
     if isinstance(router, MatchRouter):
         router.set_match(match, dry_run=dry)
-    if mirror:
-        router.set_mirror(mirror, dry_run=dry)  # type: ignore[attr-defined]
+    if mirrors is not None and mirror:
+        mirrors.set_mirror(mirror, dry_run=dry)
     return after
 
 
