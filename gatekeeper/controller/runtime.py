@@ -5,6 +5,10 @@ one task, so a gate's looks never overlap; its first look is offset by a stable 
 While not leading, the replica only campaigns. On losing the Lease every writer stops at once (the fence fails
 every write in flight, the gate tasks are cancelled) and the replica exits (``exit_on_lost``) or campaigns again.
 A graceful stop lets looks in flight finish (bounded), then releases the Lease so a standby takes over at once.
+
+Sharding (``Settings.shards`` > 1): each shard owns the Gates whose UID hashes to its index (stable for the
+object's life) and elects its own leader on its own Lease, so N shards spread the looks over N processes
+while no Gate ever has two writers.
 """
 
 from __future__ import annotations
@@ -46,7 +50,7 @@ from gatekeeper.sources.base import TraceSource
 from gatekeeper.spec import GateSpec, SpecError
 from gatekeeper.spec.status import GateStatus, Phase
 
-__all__ = ["Controller", "Observer", "Settings"]
+__all__ = ["Controller", "Observer", "Settings", "shard_of"]
 
 log = logging.getLogger("gatekeeper.controller")
 _NOT_JUDGED = TERMINAL | {Phase.HALTED, Phase.PENDING}
@@ -66,6 +70,27 @@ class Settings:
     health_port: int | None = 8081  # None: no probe server
     exit_on_lost: bool = True
     grace: float = 10.0
+    shard: int = 0  # this replica's shard, 0 <= shard < shards
+    shards: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.shard < self.shards:
+            raise ValueError(
+                f"shard {self.shard} of {self.shards}: use 0 <= shard < shards, e.g. --shard 0/2"
+            )
+
+    def owns(self, obj: dict[str, Any]) -> bool:
+        """True when the Gate belongs to this shard (always, unsharded)."""
+        if self.shards <= 1:
+            return True
+        return shard_of(obj, self.shards) == self.shard
+
+
+def shard_of(obj: dict[str, Any], shards: int) -> int:
+    """The shard of a Gate: a stable hash of its UID (of namespace/name before it has one)."""
+    meta = obj.get("metadata") or {}
+    key = str(meta.get("uid") or f"{meta.get('namespace')}/{meta.get('name')}")
+    return int(hashlib.sha256(key.encode()).hexdigest()[:8], 16) % shards
 
 
 class Observer(Protocol):
@@ -215,6 +240,7 @@ class Controller:
 
     # -- the gate set ---------------------------------------------------------------------------------------
     def _sync(self, objs: list[dict[str, Any]]) -> None:
+        objs = [o for o in objs if self.settings.owns(o)]
         seen = {GateRef.of(o): o for o in objs}
         for ref in set(self._slots) - set(seen):
             self._drop(ref)
@@ -223,7 +249,7 @@ class Controller:
 
     def _event(self, kind: str, obj: dict[str, Any]) -> None:
         ref = GateRef.of(obj)
-        if kind == "DELETED":
+        if kind == "DELETED" or not self.settings.owns(obj):
             self._drop(ref)
             return
         slot = self._slots.get(ref)

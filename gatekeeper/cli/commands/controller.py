@@ -68,6 +68,13 @@ def run(
     lease_namespace: Annotated[
         str | None, typer.Option(help="Namespace of the Lease (default: --namespace or default).")
     ] = None,
+    shard: Annotated[
+        str | None,
+        typer.Option(
+            help="I/N: act only on the Gates whose UID hashes to shard I of N (0-based), with a leader of "
+            "its own on the Lease '<lease-name>-shard-I-of-N'. Run replicas for every shard."
+        ),
+    ] = None,
     lease_duration: Annotated[float, typer.Option(help="Seconds a Lease holds without renewal.")] = 15.0,
     renew_deadline: Annotated[float, typer.Option(help="Seconds the leader keeps trying to renew.")] = 10.0,
     retry_period: Annotated[float, typer.Option(help="Seconds between Lease attempts.")] = 2.0,
@@ -122,8 +129,9 @@ def run(
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     try:
+        index, shards = _parse_shard(shard)
         lease = LeaseSettings(
-            name=lease_name,
+            name=lease_name if shards == 1 else f"{lease_name}-shard-{index}-of-{shards}",
             namespace=lease_namespace or namespace or "default",
             lease_duration=lease_duration,
             renew_deadline=renew_deadline,
@@ -151,6 +159,8 @@ def run(
         heartbeat=heartbeat,
         health_host=health_host,
         health_port=health_port,
+        shard=index,
+        shards=shards,
     )
     metrics = None
     if metrics_port is not None or dashboard_port is not None:
@@ -306,3 +316,16 @@ def _read_headers(directory: Path | None) -> dict[str, str]:
         for f in sorted(directory.iterdir())
         if not f.name.startswith(".") and f.is_file()
     }
+
+
+def _parse_shard(text: str | None) -> tuple[int, int]:
+    """``I/N`` -> (I, N); None -> (0, 1). ValueError naming the flag otherwise."""
+    if text is None:
+        return 0, 1
+    index, sep, count = text.partition("/")
+    if not sep or not index.strip().isdigit() or not count.strip().isdigit():
+        raise ValueError(f"--shard {text!r}: write I/N, e.g. --shard 0/2 and --shard 1/2 for two shards")
+    i, n = int(index), int(count)
+    if n < 1 or not 0 <= i < n:
+        raise ValueError(f"--shard {text!r}: the shard index must be 0..N-1 and N at least 1")
+    return i, n
