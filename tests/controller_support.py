@@ -403,28 +403,51 @@ def status_managers(gate: dict[str, Any]) -> dict[str, str]:
 
 
 # -- a webhook receiver -----------------------------------------------------------------------------------
-class WebhookSink:
-    """A real HTTP server on 127.0.0.1 collecting JSON bodies POSTed to it."""
+class HookServer:
+    """A real HTTP server answering each path as told: a status code, or ``"hang"`` (no answer for 3 s)."""
 
-    def __init__(self) -> None:
-        received: list[tuple[str, dict[str, Any]]] = []
+    def __init__(self, answers: dict[str, int | str]) -> None:
+        self.answers = dict(answers)
+        self.calls: list[tuple[str, dict[str, Any], float]] = []
+        outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length", 0))
-                received.append((self.path, json.loads(self.rfile.read(length))))
-                self.send_response(200)
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                outer.calls.append((self.path, body, time.monotonic()))
+                answer = outer.answers.get(self.path, 200)
+                if answer == "hang":
+                    time.sleep(3)
+                    return
+                self.send_response(int(answer))
                 self.end_headers()
+                self.wfile.write(b"gate closed" if int(answer) == 403 else b"")
 
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.received = received
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
         self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def paths(self) -> list[str]:
+        return [p for p, _, _ in self.calls]
+
+    def bodies(self, path: str) -> list[dict[str, Any]]:
+        return [b for p, b, _ in self.calls if p == path]
 
     def close(self) -> None:
         self._server.shutdown()
         self._server.server_close()
+
+
+class WebhookSink(HookServer):
+    """A real HTTP server on 127.0.0.1 collecting JSON bodies POSTed to it (always answering 200)."""
+
+    def __init__(self) -> None:
+        super().__init__({})
+
+    @property
+    def received(self) -> list[tuple[str, dict[str, Any]]]:
+        return [(p, b) for p, b, _ in self.calls]

@@ -9,10 +9,8 @@ fluxcd/flagger): ``{"name", "namespace", "phase", "metadata"}``; event hooks car
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
@@ -24,6 +22,7 @@ from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
 from tests.controller_support import (
     BUSY,
     CANARY,
+    HookServer,
     WebhookSink,
     controller_in_process,
     create_gate,
@@ -45,45 +44,6 @@ FINAL = ("Promoted", "RolledBack", "Halted", "Aborted")
 @pytest.fixture(scope="module")
 def crd(kube_admin):  # type: ignore[no-untyped-def]
     install_gate_crd(kube_admin)
-
-
-class HookServer:
-    """A real HTTP server answering each path as told: a status code, or ``"hang"`` (no answer for 3 s)."""
-
-    def __init__(self, answers: dict[str, int | str]) -> None:
-        self.answers = dict(answers)
-        self.calls: list[tuple[str, dict[str, Any], float]] = []
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
-                outer.calls.append((self.path, body, time.monotonic()))
-                answer = outer.answers.get(self.path, 200)
-                if answer == "hang":
-                    time.sleep(3)
-                    return
-                self.send_response(int(answer))
-                self.end_headers()
-                self.wfile.write(b"gate closed" if int(answer) == 403 else b"")
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def paths(self) -> list[str]:
-        return [p for p, _, _ in self.calls]
-
-    def bodies(self, path: str) -> list[dict[str, Any]]:
-        return [b for p, b, _ in self.calls if p == path]
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
 
 class RouteSnapshots:

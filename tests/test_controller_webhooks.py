@@ -11,7 +11,7 @@ import pytest
 from gatekeeper.controller.webhooks import HttpHooks, call_all, event_body, hook_body, peer_phase
 from gatekeeper.spec.models import Hook
 from gatekeeper.spec.status import GateStatus, Phase
-from tests.test_controller_hooks import HookServer
+from tests.controller_support import HookServer
 
 
 @pytest.fixture
