@@ -20,9 +20,11 @@ from gatekeeper.ops.importers.common import (
     ImportReport,
     Note,
     Report,
+    check_shapes,
     dump_gate,
     load_documents,
 )
+from gatekeeper.ops.importers.fragments import complete
 
 __all__ = ["ImportInputError", "ImportReport", "ImportResult", "Note", "import_texts", "verify_gate"]
 
@@ -33,6 +35,53 @@ class ImportResult:
     gate: dict[str, Any]
     text: str  # the gate as YAML, headed by the report as comments
     report: ImportReport
+
+
+_ARGO_ANALYSIS = {"templates": "list", "templates.*": "mapping", "args": "list", "args.*": "mapping",
+                  "dryRun": "list", "dryRun.*": "mapping"}  # fmt: skip
+SHAPES: dict[str, dict[str, str]] = {
+    "argo": {
+        "spec": "mapping", "spec.metrics": "list", "spec.metrics.*": "mapping", "spec.args": "list",
+        "spec.args.*": "mapping", "spec.dryRun": "list", "spec.dryRun.*": "mapping", "spec.templates": "list",
+        "spec.templates.*": "mapping", "spec.progressDeadlineSeconds": "number", "spec.strategy": "mapping",
+        "spec.strategy.canary": "mapping", "spec.strategy.blueGreen": "mapping",
+        "spec.strategy.canary.steps": "list", "spec.strategy.canary.steps.*": "mapping",
+        "spec.strategy.canary.steps.*.setWeight": "number", "spec.strategy.canary.steps.*.pause": "mapping",
+        "spec.strategy.canary.steps.*.analysis": "mapping", "spec.strategy.canary.analysis": "mapping",
+        **{f"spec.strategy.canary.analysis.{k}": v for k, v in _ARGO_ANALYSIS.items()},
+        **{f"spec.strategy.canary.steps.*.analysis.{k}": v for k, v in _ARGO_ANALYSIS.items()},
+        **{f"spec.strategy.blueGreen.{w}.{k}": v for w in ("prePromotionAnalysis", "postPromotionAnalysis")
+           for k, v in {"": "mapping", **_ARGO_ANALYSIS}.items() if k} ,
+    },
+    "flagger": {
+        "spec": "mapping", "spec.targetRef": "mapping", "spec.service": "mapping", "Canary:spec.provider": "text",
+        "spec.progressDeadlineSeconds": "number", "spec.analysis": "mapping", "spec.canaryAnalysis": "mapping",
+        **{f"spec.{a}.{k}": v for a in ("analysis", "canaryAnalysis") for k, v in {
+            "metrics": "list", "metrics.*": "mapping", "metrics.*.thresholdRange": "mapping",
+            "metrics.*.templateRef": "mapping", "match": "list", "match.*": "mapping",
+            "match.*.headers": "mapping", "webhooks": "list", "webhooks.*": "mapping",
+            "webhooks.*.metadata": "mapping", "alerts": "list", "alerts.*": "mapping",
+            "alerts.*.providerRef": "mapping", "interval": "text", "threshold": "number",
+        }.items()},
+        "MetricTemplate:spec.provider": "mapping", "MetricTemplate:spec.provider.type": "text",
+        "MetricTemplate:spec.query": "text",
+    },
+    "kayenta": {
+        f"{root}{k}": v for root in ("", "canaryConfig.") for k, v in {
+            "metrics": "list", "metrics.*": "mapping", "metrics.*.query": "mapping",
+            "metrics.*.query.customFilterTemplate": "text", "metrics.*.query.labelBindings": "list",
+            "metrics.*.groups": "list", "metrics.*.analysisConfigurations": "mapping",
+            "templates": "mapping", "templates.*": "text", "classifier": "mapping",
+        }.items()
+    },
+    "keptn": {
+        "spec": "mapping", "spec.args": "mapping", "spec.objectives": "list", "spec.objectives.*": "mapping",
+        "spec.objectives.*.weight": "number", "spec.objectives.*.analysisValueTemplateRef": "mapping",
+        "spec.objectives.*.target": "mapping", "spec.provider": "mapping", "spec.totalScore": "mapping",
+        "objectives": "list", "objectives.*": "mapping", "objectives.*.weight": "number",
+        "indicators": "mapping", "total_score": "mapping", "filter": "mapping",
+    },
+}  # fmt: skip
 
 
 def _family(doc: Doc) -> str | None:
@@ -58,7 +107,15 @@ def import_texts(
     report = Report()
     docs: list[Doc] = []
     for file, text in inputs:
-        docs.extend(load_documents(text, file=file))
+        for doc in load_documents(text, file=file):
+            if doc.elided:
+                report.assume(
+                    doc,
+                    (),
+                    "line(s) " + ", ".join(map(str, doc.elided)) + ": '...' read as an omitted part of a "
+                    "published example and skipped",
+                )
+            docs.append(complete(doc, report))
     by_family: dict[str, list[Doc]] = {}
     for doc in docs:
         fam = _family(doc)
@@ -73,7 +130,7 @@ def import_texts(
         by_family.setdefault(fam, []).append(doc)
     if not by_family:
         raise ImportInputError(
-            f"{inputs[0][0] if inputs else '-'}: none of the documents is an Argo Rollouts, Flagger, Kayenta or "
+            f"{inputs[0][0] if inputs else '-'}:1: none of the documents is an Argo Rollouts, Flagger, Kayenta or "
             "Keptn configuration"
         )
     if len(by_family) > 1:
@@ -87,10 +144,14 @@ def import_texts(
         "kayenta": kayenta.import_kayenta,
         "keptn": keptn.import_keptn,
     }[family]
+    shapes = [check_shapes(d, SHAPES[family], report) for d in fdocs]
     try:
-        gate = importer(fdocs, report=report, given=dict(args or {}))
+        if not all(shapes):
+            gate = {"name": family, "signals": []}  # the report names every field of the wrong kind
+        else:
+            gate = importer(fdocs, report=report, given=dict(args or {}))
     except (AttributeError, TypeError, ValueError, KeyError) as e:  # a shape no check above anticipated
-        files = ", ".join(sorted({d.file for d in fdocs}))
+        files = ", ".join(sorted({f"{d.file}:{d.line() or 1}" for d in fdocs}))
         raise ImportInputError(
             f"{files}: a field has an unexpected type or value ({type(e).__name__}: {e}); check the "
             f"{family} document against its schema"

@@ -37,8 +37,10 @@ _ARG = re.compile(r"\{\{\s*args\.([A-Za-z0-9_.-]+)\s*\}\}")
 _LEFTOVER = re.compile(r"\{\{[^}]*\}\}")
 _METRIC_KEYS = {
     "name", "provider", "successCondition", "failureCondition", "interval", "count", "initialDelay",
-    "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "dryRun",
+    "failureLimit", "inconclusiveLimit", "consecutiveErrorLimit", "dryRun", "consecutiveSuccessLimit",
 }  # fmt: skip
+_ALL = re.compile(r"^\s*all\(\s*result\s*,\s*(?P<inner>.*)\)\s*$", re.DOTALL)
+_HASHES = ("${canary_hash}", "${stable_hash}")
 ARGO_DEFAULT_CONSECUTIVE_ERRORS = 4
 
 
@@ -90,12 +92,14 @@ def import_argo(docs: list[Doc], *, report: Report, given: dict[str, str]) -> di
         spec = report.mapping(t, ("spec",), t.data.get("spec"))
         dry = [str(x.get("metricName", "")) for x in spec.get("dryRun") or [] if isinstance(x, dict)]
         dry += analysis["dryRun"] if analysis else []
-        report.leftovers(t, ("spec",), spec, {"args", "metrics", "dryRun"}, _WHY_SPEC)
+        report.leftovers(t, ("spec",), spec, {"args", "metrics", "dryRun", "templates"}, _WHY_SPEC)
+        _nested(t, spec, templates, report)
         for i, metric in enumerate(report.sequence(t, ("spec", "metrics"), spec.get("metrics"))):
             sig = _metric(t, i, metric, report=report, refs=refs, ctx=ctx, dry=dry)
             if sig is not None:
                 sig["name"] = unique(sig["name"], names)
                 signals.append(sig)
+    _hash_args(signals, refs, arg_values, first=rollout or docs[0], report=report)
     first = rollout or (used[0] if used else docs[0])
     if not signals:
         report.error(
@@ -157,6 +161,42 @@ def import_argo(docs: list[Doc], *, report: Report, given: dict[str, str]) -> di
 _WHY_SPEC = "no gatekeeper equivalent (measurement history is kept bounded in the gate's status)"
 
 
+def _nested(t: Doc, spec: dict, templates: list[Doc], report: Report) -> None:
+    """An AnalysisTemplate that lists other templates (`spec.templates`): each must be among the inputs
+    (their metrics are imported with every given template)."""
+    for i, r in enumerate(report.sequence(t, ("spec", "templates"), spec.get("templates"))):
+        name = str(r.get("templateName", "")) if isinstance(r, dict) else ""
+        kind = (
+            "ClusterAnalysisTemplate" if isinstance(r, dict) and r.get("clusterScope") else "AnalysisTemplate"
+        )
+        if not any(d.name == name and d.kind == kind for d in templates):
+            report.unresolved(
+                t,
+                ("spec", "templates", i),
+                f"template '{name}' ({kind}) is not among the inputs: give it too",
+            )
+
+
+def _hash_args(
+    signals: list[dict[str, Any]], refs: dict[str, str], values: dict, *, first: Doc, report: Report
+) -> None:
+    """Arguments a Rollout fills with `podTemplateHashValue: Latest|Stable` are the gate's canary/stable
+    hash arguments: their uses are renamed and the argument dropped."""
+    for argo_name, name in list(refs.items()):
+        value = values.get(argo_name)
+        if value not in _HASHES:
+            continue
+        for sig in signals:
+            sig["query"] = sig["query"].replace("${" + name + "}", value)
+        del refs[argo_name]
+        report.assume(
+            first,
+            (),
+            f"argument '{argo_name}' is the {'Latest' if value == _HASHES[0] else 'Stable'} pod-template hash: "
+            f"it became {value}, the gate's arm argument",
+        )
+
+
 def _template_args(t: Doc, values: dict[str, str | None], report: Report) -> None:
     spec = t.data.get("spec") if isinstance(t.data.get("spec"), dict) else {}
     for i, a in enumerate(spec.get("args") if isinstance(spec.get("args"), list) else []):
@@ -207,6 +247,13 @@ def _metric(
         )
         return None
     report.leftovers(t, path, m, _METRIC_KEYS, "no gatekeeper equivalent for this metric field")
+    if m.get("consecutiveSuccessLimit") is not None:
+        report.unexpressed(
+            t,
+            (*path, "consecutiveSuccessLimit"),
+            "Argo ends the analysis Successful after that many consecutive successes; a stage passes here on "
+            "evidence, after its minDuration and minSamples",
+        )
     query = templating(str(prom["query"]).strip(), refs)
     if _LEFTOVER.search(query):
         report.unresolved(
@@ -266,11 +313,17 @@ def _provider_settings(t: Doc, path: tuple, prom: dict, ctx: dict, refs: dict, r
     for h in prom.get("headers") or []:
         if isinstance(h, dict) and "key" in h:
             ctx["headers"][str(h["key"])] = templating(str(h.get("value", "")), refs)
+    if isinstance(prom.get("rangeQuery"), dict):
+        report.unexpressed(
+            t,
+            (*ppath, "rangeQuery"),
+            "the gate's evaluation window and step replace the range (start/end/step): each step is a measurement",
+        )
     report.leftovers(
         t,
         ppath,
         prom,
-        {"address", "query", "timeout", "headers"},
+        {"address", "query", "timeout", "headers", "rangeQuery"},
         "no gatekeeper equivalent (authentication, TLS and environment are set on the source)",
     )
 
@@ -280,8 +333,18 @@ def _conditions(t: Doc, path: tuple, m: dict, report: Report) -> dict[str, float
     parsed: dict[str, argo_expr.Pred] = {}
     for key in ("successCondition", "failureCondition"):
         if m.get(key) not in (None, ""):
+            text = str(m[key])
+            every = _ALL.match(text)
+            if every and "#" in every.group("inner"):
+                text = every.group("inner").replace("#", "result[0]")
+                report.assume(
+                    t,
+                    (*path, key),
+                    f"'{m[key]}': every value of the range must meet it; here each step of the window is "
+                    "one measurement judged by it",
+                )
             try:
-                parsed[key] = argo_expr.parse_condition(str(m[key]))
+                parsed[key] = argo_expr.parse_condition(text)
             except argo_expr.Unsupported as e:
                 report.unresolved(t, (*path, key), f"'{m[key]}' cannot be expressed as bounds: {e}")
                 return None

@@ -5,41 +5,56 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.ops.importers.common import Doc, Report, go_duration_seconds
+from gatekeeper.ops.importers.common import Doc, Report, go_duration_seconds, number
 
 ARGO_DEFAULT_PROGRESS_DEADLINE = 600
 
 
 def rollout_analysis(rollout: Doc, templates: list[Doc], report: Report) -> dict[str, Any]:
+    """The templates the Rollout's analysis references (canary background and step analyses, blue-green
+    pre- and post-promotion analyses), the argument values it passes, and its dry-run metric names."""
     spec = report.mapping(rollout, ("spec",), rollout.data.get("spec"))
     strategy = report.mapping(rollout, ("spec", "strategy"), spec.get("strategy"))
     canary = report.mapping(rollout, ("spec", "strategy", "canary"), strategy.get("canary"))
+    blue_green = report.mapping(rollout, ("spec", "strategy", "blueGreen"), strategy.get("blueGreen"))
     refs: list[tuple[tuple, dict]] = []
+    args: dict[str, str | None] = {}
+    dry: list[str] = []
+    blocks: list[tuple[tuple, dict]] = []
     bg = report.mapping(rollout, ("spec", "strategy", "canary", "analysis"), canary.get("analysis"))
-    for i, r in enumerate(bg.get("templates") or []):
-        refs.append((("spec", "strategy", "canary", "analysis", "templates", i), r))
+    blocks.append((("spec", "strategy", "canary", "analysis"), bg))
     if bg.get("startingStep") is not None:
         report.unexpressed(
             rollout,
             ("spec", "strategy", "canary", "analysis", "startingStep"),
             "background analysis starts with the first stage here; use the signals' initialDelay",
         )
-    args: dict[str, str | None] = {}
-    dry: list[str] = [str(x.get("metricName", "")) for x in bg.get("dryRun") or [] if isinstance(x, dict)]
     for j, step in enumerate(
         report.sequence(rollout, ("spec", "strategy", "canary", "steps"), canary.get("steps"))
     ):
         inline = step.get("analysis") if isinstance(step, dict) else None
         if isinstance(inline, dict):
-            for i, r in enumerate(inline.get("templates") or []):
-                refs.append((("spec", "strategy", "canary", "steps", j, "analysis", "templates", i), r))
-            rollout_args(
-                rollout, ("spec", "strategy", "canary", "steps", j, "analysis"), inline, args, report
+            blocks.append((("spec", "strategy", "canary", "steps", j, "analysis"), inline))
+    for key in ("prePromotionAnalysis", "postPromotionAnalysis"):
+        block = blue_green.get(key)
+        if isinstance(block, dict):
+            path = ("spec", "strategy", "blueGreen", key)
+            blocks.append((path, block))
+            report.assume(
+                rollout,
+                path,
+                f"blue-green {key}: its metrics judge the gate's one stage (gatekeeper runs no separate "
+                "pre/post-promotion analysis)",
             )
-    rollout_args(rollout, ("spec", "strategy", "canary", "analysis"), bg, args, report)
+    for path, block in blocks:
+        for i, r in enumerate(block.get("templates") or []):
+            refs.append(((*path, "templates", i), r))
+        dry += [str(x.get("metricName", "")) for x in block.get("dryRun") or [] if isinstance(x, dict)]
+    for path, block in reversed(blocks):  # the background analysis' values win
+        rollout_args(rollout, path, block, args, report)
     used: list[Doc] = []
     for path, r in refs:
-        name = str((r or {}).get("templateName", ""))
+        name = str((r or {}).get("templateName", "")) if isinstance(r, dict) else ""
         kinds = ("ClusterAnalysisTemplate",) if (r or {}).get("clusterScope") else ("AnalysisTemplate",)
         found = next((t for t in templates if t.name == name and t.kind in kinds), None)
         if found is None:
@@ -48,7 +63,13 @@ def rollout_analysis(rollout: Doc, templates: list[Doc], report: Report) -> dict
             used.append(found)
     for t in templates:
         if t not in used:
-            report.unexpressed(t, (), f"{t.kind} '{t.name}' is not referenced by Rollout '{rollout.name}'")
+            used.append(t)
+            report.assume(
+                t,
+                (),
+                f"{t.kind} '{t.name}' is not referenced by Rollout '{rollout.name}': imported anyway (it was "
+                "given), its metrics judge every stage; remove them from the gate if they belong elsewhere",
+            )
     return {"templates": used, "args": args, "dryRun": dry}
 
 
@@ -58,6 +79,9 @@ def rollout_args(rollout: Doc, path: tuple, analysis: dict, out: dict, report: R
             continue
         if "value" in a:
             out[str(a["name"])] = str(a["value"])
+        elif isinstance(a.get("valueFrom"), dict) and "podTemplateHashValue" in a["valueFrom"]:
+            which = str(a["valueFrom"]["podTemplateHashValue"])
+            out[str(a["name"])] = "${canary_hash}" if which == "Latest" else "${stable_hash}"
         elif "valueFrom" in a:
             report.unexpressed(
                 rollout,
@@ -75,7 +99,12 @@ def rollout_stages(rollout: Doc, report: Report) -> tuple[list[dict[str, Any]], 
         if not isinstance(step, dict):
             continue
         if "setWeight" in step:
-            w = float(step["setWeight"])
+            w = number(step["setWeight"])
+            if w is None:
+                report.error(
+                    rollout, (*base, j, "setWeight"), f"'{step['setWeight']}' is not a weight (0-100)"
+                )
+                continue
             if w <= 0 or (stages and w < stages[-1]["weight"]):
                 report.unexpressed(
                     rollout, (*base, j, "setWeight"), f"weight {w:g}: stages only grow from > 0"

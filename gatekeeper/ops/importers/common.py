@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -68,6 +69,7 @@ class Doc:
     data: Any
     lines: dict[tuple[Any, ...], int]
     index: int = 0
+    elided: tuple[int, ...] = ()  # lines of `...` read as "the rest omitted" (published examples)
 
     def line(self, *path: Any) -> int | None:
         p = tuple(path)
@@ -154,7 +156,12 @@ def dotted(path: tuple[Any, ...]) -> str:
 
 
 def load_documents(text: str, *, file: str) -> list[Doc]:
-    """All documents of a YAML (multi-document) or JSON text, with a line for every key and item."""
+    """All documents of a YAML (multi-document) or JSON text, with a line for every key and item.
+
+    A line holding only `...` where YAML cannot mean "end of document" (indented, or followed by indented
+    lines) is how the peers' docs elide part of an example: it is read as a blank line, and the first
+    document says so (`Doc.elided`)."""
+    text, elided = _without_elisions(text)
     stripped = text.lstrip()
     try:
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
@@ -173,7 +180,22 @@ def load_documents(text: str, *, file: str) -> list[Doc]:
     ]
     if not docs:
         raise ImportInputError(f"{file}:1: no document found; give an Argo, Flagger, Kayenta or Keptn file")
+    docs[0].elided = elided
     return docs
+
+
+def _without_elisions(text: str) -> tuple[str, tuple[int, ...]]:
+    lines = textwrap.dedent(text).split("\n")  # a block copied with its indentation (docs, tabs)
+    out: list[int] = []
+    for i, line in enumerate(lines):
+        if line.strip() not in ("...", "…"):
+            continue
+        indented = line[: len(line) - len(line.lstrip())] != ""
+        after = next((ln for ln in lines[i + 1 :] if ln.strip() and not ln.lstrip().startswith("#")), "")
+        if indented or line.strip() == "…" or after[:1] in (" ", "\t"):
+            lines[i] = ""
+            out.append(i + 1)
+    return "\n".join(lines), tuple(out)
 
 
 def _load_json(text: str, *, file: str) -> Doc:
@@ -396,3 +418,44 @@ def ensure_voting(signals: list[dict[str, Any]], gate: dict[str, Any], report: R
             "no signal of the source could vote (all dry run or without conditions): the gate is imported as a "
             "whole-gate dry run whose signals never pass",
         )
+
+
+# --- shapes -------------------------------------------------------------------------------------------
+
+_TYPES: dict[str, tuple[type, ...]] = {
+    "mapping": (dict,),
+    "list": (list,),
+    "number": (int, float, str),  # numeric strings are read as numbers where a number is expected
+    "text": (str, int, float),
+}
+
+
+def check_shapes(doc: Doc, expected: dict[str, str], report: Report) -> bool:
+    """Check the fields named in `expected` (dotted paths, `*` for any list item or key) against their kind
+    (mapping, list, number, text); each mismatch is an error naming its line. True when all fit."""
+    ok = True
+    for pattern, kind in expected.items():
+        only, _, pattern = pattern.rpartition(":")  # `Kind:path` applies to documents of that kind only
+        if only and only != doc.kind:
+            continue
+        for path, value in _matching(doc.data, tuple(pattern.split("."))):
+            fits = isinstance(value, _TYPES[kind]) and not isinstance(value, bool)
+            if kind == "number" and isinstance(value, str):
+                fits = number(value) is not None
+            if value is not None and not fits:
+                shown = json.dumps(value) if not isinstance(value, str) else repr(value)
+                report.error(doc, path, f"expected a {kind}, found {type(value).__name__} {shown[:60]}")
+                ok = False
+    return ok
+
+
+def _matching(data: Any, pattern: tuple[str, ...], path: tuple[Any, ...] = ()) -> list[tuple[tuple, Any]]:
+    if not pattern:
+        return [(path, data)]
+    head, rest = pattern[0], pattern[1:]
+    if head == "*":
+        items = data.items() if isinstance(data, dict) else enumerate(data) if isinstance(data, list) else []
+        return [m for k, v in items for m in _matching(v, rest, (*path, k))]
+    if isinstance(data, dict) and head in data:
+        return _matching(data[head], rest, (*path, head))
+    return []

@@ -32,9 +32,19 @@ from gatekeeper.ops.importers.common import (
 )
 
 _VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_.-]*)\}")
-_SCOPE_MATCHER = re.compile(r'([A-Za-z_][A-Za-z0-9_]*)\s*(=~|!=|!~|=)\s*"([^"]*\$\{scope\}[^"]*)"')
+_SCOPE_MATCHER = re.compile(
+    r"""([A-Za-z_][A-Za-z0-9_-]*)\s*(=~|!=|!~|=)\s*(?:"([^"]*\$\{scope\}[^"]*)"|'([^']*\$\{scope\}[^']*)'|(\$\{scope\}[^,}\s]*))"""
+)
+_VAR_MATCHER = re.compile(
+    r"""([A-Za-z_][A-Za-z0-9_-]*)\s*(=~|!=|!~|=)\s*(?:"([^"]*\$\{(\w+)\}[^"]*)"|'([^']*\$\{(\w+)\}[^']*)')"""
+)
+DEFAULT_SCOPE_LABEL = "instance"  # Kayenta's kayenta.prometheus.scopeLabel default
 _SCOPE_DEFAULTS = {"canary_scope": "canary", "baseline_scope": "baseline"}
-_HANDLED_CANARY = {"direction", "nanStrategy", "critical", "mustHaveData", "effectSize", "outliers"}
+_HANDLED_CANARY = {"direction", "nanStrategy", "critical", "mustHaveData", "effectSize", "outliers", "muted"}
+_HANDLED_QUERY = {
+    "type", "metricName", "labelBindings", "groupByFields", "customFilter", "customInlineTemplate",
+    "customFilterTemplate", "resourceType", "serviceType",
+}  # fmt: skip
 
 
 def is_kayenta(doc: Doc) -> bool:
@@ -42,10 +52,13 @@ def is_kayenta(doc: Doc) -> bool:
     if not isinstance(d, dict):
         return False
     config = d.get("canaryConfig", d)
-    return (
-        isinstance(config, dict)
-        and isinstance(config.get("metrics"), list)
-        and ("classifier" in config or "judge" in config)
+    if not isinstance(config, dict) or not isinstance(config.get("metrics"), list) or "kind" in config:
+        return False
+    if "classifier" in config or "judge" in config:
+        return True
+    return any(  # a config published without classifier and judge: its metrics have Kayenta's shape
+        isinstance(m, dict) and "analysisConfigurations" in m and isinstance(m.get("query"), dict)
+        for m in config["metrics"]
     )
 
 
@@ -58,7 +71,15 @@ def import_kayenta(docs: list[Doc], *, report: Report, given: dict[str, str]) ->
     config = doc.data["canaryConfig"] if wrapped else doc.data
     request = doc.data.get("executionRequest") or {} if wrapped else {}
     scopes_req = ((request.get("scopes") or {}).get("default") or {}) if request else {}
-    ctx: dict[str, Any] = {"scope": None, "args": {}}
+    ctx: dict[str, Any] = {
+        "scope": None,
+        "args": {},
+        "given": given,
+        "extended": {
+            **_dict(_dict(scopes_req.get("controlScope")).get("extendedScopeParams")),
+            **_dict(_dict(scopes_req.get("experimentScope")).get("extendedScopeParams")),
+        },
+    }
     metrics = report.sequence(doc, (*root, "metrics"), config.get("metrics"))
     weights = _weights(doc, root, config, metrics, report)
     signals: list[dict[str, Any]] = []
@@ -168,15 +189,21 @@ def _weights(doc: Doc, root: tuple, config: dict, metrics: list, report: Report)
     return {g: configured.get(g, share) for g in groups}
 
 
-def _query(doc: Doc, path: tuple, q: dict, config: dict, report: Report) -> str | None:
+def _query(doc: Doc, path: tuple, q: dict, config: dict, ctx: dict, report: Report) -> str | None:
+    """The PromQL Kayenta builds (PrometheusMetricsService.buildQuery): a `PromQL:` template verbatim, else
+    `avg(metricName{custom filter, labelBindings, resource-type filters}) by (groupByFields)`."""
+    report.leftovers(doc, path, q, _HANDLED_QUERY, "not a field of Kayenta's Prometheus query: ignored")
     inline = q.get("customInlineTemplate")
     name = q.get("customFilterTemplate")
     filt = q.get("customFilter")
-    if name:
-        templates = config.get("templates") or {}
+    if name and not inline:
+        templates = config.get("templates") if isinstance(config.get("templates"), dict) else {}
         if name not in templates:
+            known = ", ".join(sorted(map(str, templates))) or "none"
             report.unresolved(
-                doc, (*path, "customFilterTemplate"), f"template '{name}' is not in the config's templates"
+                doc,
+                (*path, "customFilterTemplate"),
+                f"template '{name}' is not in the config's templates (defined: {known})",
             )
             return None
         filt = templates[name]
@@ -187,20 +214,14 @@ def _query(doc: Doc, path: tuple, q: dict, config: dict, report: Report) -> str 
     if not q.get("metricName"):
         report.error(doc, path, "a Prometheus metric needs metricName or a 'PromQL:' template")
         return None
-    filters = [t.strip() for t in str(filt).split(",")] if filt else []
-    if not filt:
-        rtype = q.get("resourceType")
-        if rtype == "aws_ec2_instance":
-            filters = ['asg_groupName="${scope}"', 'zone=~"${location}.{1}"']
-        else:
-            report.unresolved(
-                doc,
-                path,
-                f"resourceType '{rtype}' needs Kayenta's account scopeLabel: write a "
-                'customFilterTemplate (e.g. app="${scope}") instead',
-            )
+    bindings = [str(b) for b in report.sequence(doc, (*path, "labelBindings"), q.get("labelBindings"))]
+    if filt:
+        filters = [t.strip() for t in str(filt).split(",") if t.strip()] + bindings
+    else:
+        scope_filters = _resource_filters(doc, path, q, ctx, report)
+        if scope_filters is None:
             return None
-    filters += [str(b) for b in q.get("labelBindings") or []]
+        filters = bindings + scope_filters
     query = f"avg({q['metricName']}{{{','.join(filters)}}})"
     if q.get("groupByFields"):
         report.unexpressed(
@@ -210,6 +231,40 @@ def _query(doc: Doc, path: tuple, q: dict, config: dict, report: Report) -> str 
             "are averaged together instead of classified per group",
         )
     return query
+
+
+def _resource_filters(doc: Doc, path: tuple, q: dict, ctx: dict, report: Report) -> list[str] | None:
+    """Kayenta's scope filters without a custom filter: by resource type, on the account's scope label."""
+    rtype = q.get("resourceType") or ctx["extended"].get("resourceType")
+    label = str(ctx["given"].get("scope_label") or DEFAULT_SCOPE_LABEL)
+    if rtype == "aws_ec2_instance":
+        return ['asg_groupName="${scope}"', 'zone=~"${location}.{1}"']
+    if rtype == "gce_instance":
+        if "scope_label" not in ctx["given"]:
+            report.assume(
+                doc,
+                path,
+                f"gce_instance selects the scope on the account's scopeLabel: Kayenta's default '{label}' "
+                "(pass --arg scope_label=LABEL for another)",
+            )
+        return [f'{label}=~"${{scope}}-.{{4}}"', 'zone=~".+/zones/${location}-.{1}"']
+    if rtype:
+        report.unresolved(
+            doc,
+            (*path, "resourceType"),
+            f"resourceType '{rtype}' has no filter in Kayenta's Prometheus integration: write a "
+            'customFilterTemplate (e.g. app="${scope}") instead',
+        )
+        return None
+    if "scope_label" not in ctx["given"]:
+        report.assume(
+            doc,
+            path,
+            f"no customFilterTemplate and no resourceType: the scope is read from Kayenta's default scope label "
+            f'as {label}="${{scope}}" (pass --arg scope_label=LABEL for the account\'s scopeLabel, or write a '
+            "customFilterTemplate)",
+        )
+    return [f'{label}="${{scope}}"']
 
 
 def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
@@ -223,7 +278,7 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
             doc, (*path, "query", "type"), f"metric '{name}' reads {q.get('type')}: only prometheus maps"
         )
         return None
-    query = _query(doc, (*path, "query"), q, config, report)
+    query = _query(doc, (*path, "query"), q, config, ctx, report)
     if query is None:
         return None
     query = _selector(doc, path, name, query, ctx, report)
@@ -277,6 +332,12 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
             sig["outlierFactor"] = float(number(outliers.get("outlierFactor")))
     if canary.get("critical"):
         sig["critical"] = True
+    if canary.get("muted"):
+        sig["dryRun"] = True
+        sig.pop("weight", None)
+        report.unexpressed(
+            doc, (*cpath, "muted"), f"metric '{name}' is muted: measured and shown, never scored (dry run)"
+        )
     _strictness(doc, cpath, name, canary, report)
     report.leftovers(doc, cpath, canary, _HANDLED_CANARY, "no gatekeeper equivalent")
     if m.get("scopeName", "default") != "default":
@@ -287,13 +348,24 @@ def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> d
 def _selector(doc: Doc, path: tuple, name: str, query: str, ctx: dict, report: Report) -> str | None:
     found = _SCOPE_MATCHER.search(query)
     if not found:
+        query = _arm_variable(doc, path, name, query, report)
+        found = _SCOPE_MATCHER.search(query)
+    if not found:
         report.unresolved(
             doc,
             (*path, "query"),
             f"metric '{name}' does not select by ${{scope}}: canary and baseline would be the same series",
         )
         return None
-    triple = (found.group(1), found.group(2), found.group(3))
+    triple = _triple(found)
+    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", triple[0]):
+        report.error(
+            doc,
+            (*path, "query"),
+            f"metric '{name}' selects the scope with '{found.group(0)}': '{triple[0]}' is not a Prometheus label "
+            "name (letters, digits, underscores), so Kayenta's query would not parse either",
+        )
+        return None
     if ctx["scope"] is not None and ctx["scope"] != triple:
         report.unexpressed(
             doc,
@@ -302,9 +374,7 @@ def _selector(doc: Doc, path: tuple, name: str, query: str, ctx: dict, report: R
             f"metric with {ctx['scope'][0]}: a gate has one pair of scopes",
         )
         return None
-    others = [
-        m.group(0) for m in _SCOPE_MATCHER.finditer(query) if (m.group(1), m.group(2), m.group(3)) != triple
-    ]
+    others = [m.group(0) for m in _SCOPE_MATCHER.finditer(query) if _triple(m) != triple]
     if others:
         report.unexpressed(
             doc, (*path, "query"), f"metric '{name}' also uses {others[0]}: one scope label per gate"
@@ -321,6 +391,28 @@ def _selector(doc: Doc, path: tuple, name: str, query: str, ctx: dict, report: R
 
     out = _VAR.sub(var, out)
     return re.sub(r"\{\s*,", "{", re.sub(r",\s*\}", "}", out))
+
+
+def _triple(m: re.Match[str]) -> tuple[str, str, str]:
+    """(label, operator, value template) of a scope matcher, whichever quoting it was written with."""
+    return (m.group(1), m.group(2), m.group(3) or m.group(4) or m.group(5))
+
+
+def _arm_variable(doc: Doc, path: tuple, name: str, query: str, report: Report) -> str:
+    """A metric without `${scope}` whose filter holds one other variable (Kayenta fills variables per scope
+    from each scope's extendedScopeParams): that variable tells the arms apart."""
+    found = {m.group(4) or m.group(6) for m in _VAR_MATCHER.finditer(query)}
+    if len(found) != 1:
+        return query
+    var = found.pop()
+    report.assume(
+        doc,
+        (*path, "query"),
+        f"metric '{name}' selects by ${{{var}}}, not ${{scope}}: assumed that ${{{var}}} tells canary and baseline "
+        "apart (Kayenta fills it per scope from extendedScopeParams); pass its two values as canary_scope and "
+        "baseline_scope",
+    )
+    return query.replace("${" + var + "}", "${scope}")
 
 
 def _tolerance(doc: Doc, path: tuple, canary: dict, direction: str, report: Report) -> float:

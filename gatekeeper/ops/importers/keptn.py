@@ -14,22 +14,21 @@ canary with the primary over the same window, where Keptn compares with previous
 from __future__ import annotations
 
 import itertools
-import math
 import re
 from typing import Any
 
 from gatekeeper.judge.keptn import parse_criterion
 from gatekeeper.ops.importers.common import (
-    FAIL_CLOSED_BOUND,
     Doc,
     Report,
     arg_name,
-    bounds,
     guard_query,
     promql_problem,
     slug,
     unique,
 )
+from gatekeeper.ops.importers.keptn_shared import absolute_bounds, keptn_gate, meets, percent
+from gatekeeper.ops.importers.keptn_v2 import import_v2
 
 V2_KINDS = ("AnalysisDefinition", "AnalysisValueTemplate", "Analysis", "KeptnMetricsProvider")
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)?)")
@@ -48,8 +47,6 @@ def is_keptn(doc: Doc) -> bool:
 
 def import_keptn(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, Any]:
     if any(d.kind == "AnalysisDefinition" for d in docs):
-        from gatekeeper.ops.importers.keptn_v2 import import_v2
-
         return import_v2(docs, report=report, given=given)
     return _v1(docs, report=report, given=given)
 
@@ -60,48 +57,6 @@ def _dnf_to_cnf(sets: list[list[str]]) -> list[str]:
     if len(sets) <= 1:
         return list(sets[0]) if sets else []
     return [" || ".join(dict.fromkeys(choice)) for choice in itertools.product(*sets)]
-
-
-def _absolute_bounds(entries: list[str]) -> dict[str, float]:
-    """min/max from single absolute criteria (what a threshold can say); the placeholder bound otherwise."""
-    lo, hi, lo_c, hi_c = -math.inf, math.inf, True, True
-    for e in entries:
-        if "||" in e:
-            continue
-        c = parse_criterion(e)
-        if c.relative:
-            continue
-        if c.op in (">", ">=", "=") and (c.value > lo or (c.value == lo and c.op == ">")):
-            lo, lo_c = c.value, c.op != ">"
-        if c.op in ("<", "<=", "=") and (c.value < hi or (c.value == hi and c.op == "<")):
-            hi, hi_c = c.value, c.op != "<"
-    b = bounds(lo, hi, lo_closed=lo_c, hi_closed=hi_c)
-    return b if b and b.get("min", -math.inf) <= b.get("max", math.inf) else dict(FAIL_CLOSED_BOUND)
-
-
-def _gate(
-    name: str,
-    description: str,
-    signals: list,
-    scoring: dict,
-    args: dict[str, str | None],
-    scopes: dict | None,
-) -> dict[str, Any]:
-    gate: dict[str, Any] = {
-        "apiVersion": "gatekeeper.dev/v1alpha1",
-        "kind": "Gate",
-        "name": slug(name),
-        "description": description,
-        "mode": "keptn",
-    }
-    if args:
-        gate["args"] = [
-            {"name": k, **({"value": v} if v is not None else {})} for k, v in sorted(args.items())
-        ]
-    gate["scopes"] = scopes or {"canary": {"deployment": "canary"}, "baseline": {"deployment": "primary"}}
-    gate["scoring"] = scoring
-    gate["signals"] = signals
-    return gate
 
 
 # --- v1 ---------------------------------------------------------------------------------------------------
@@ -165,7 +120,7 @@ def _v1(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict[str, 
             "no SLI query tells the arms apart ($DEPLOYMENT): the scopes deployment=canary / "
             "primary are used only by queries with ${selector}",
         )
-    return _gate(
+    return keptn_gate(
         str(filters.get("service") or given.get("service") or "keptn-quality-gate"),
         f"Imported from Keptn SLO {slo.file}",
         signals,
@@ -240,7 +195,7 @@ def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report)
     sig: dict[str, Any] = {"name": slug(sli), "kind": "threshold", "description": f"Keptn SLI '{sli}'"}
     query = guard_query(
         query,
-        passes=lambda n: _meets(passing, n),
+        passes=lambda n: meets(passing, n),
         report=report,
         doc=sdoc,
         path=("indicators", sli),
@@ -251,7 +206,7 @@ def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report)
         report.error(sdoc, ("indicators", sli), f"PromQL does not parse: {problem}")
         return None
     sig["query"] = query
-    sig.update(_absolute_bounds(passing))
+    sig.update(absolute_bounds(passing))
     weight = obj.get("weight", 1)
     if passing:
         sig["passCriteria"] = passing
@@ -279,25 +234,9 @@ def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report)
     return sig
 
 
-def _meets(entries: list[str], value: float) -> bool:
-    """Whether an absolute value meets the criteria when the baseline is the same value (the fallback case)."""
-    return (
-        all(any(parse_criterion(a).holds(value, value) for a in e.split("||")) for e in entries)
-        if entries
-        else True
-    )
-
-
-def _percent(value: Any) -> float | None:
-    try:
-        return float(str(value).strip().rstrip("%"))
-    except ValueError:
-        return None
-
-
 def _total_v1(slo: Doc, report: Report) -> dict[str, float]:
     total = report.mapping(slo, ("total_score",), slo.data.get("total_score"))
-    p, w = _percent(total.get("pass")), _percent(total.get("warning"))
+    p, w = percent(total.get("pass")), percent(total.get("warning"))
     if p is None:
         report.assume(
             slo, ("total_score",), "no total_score.pass (Keptn fails the evaluation without it): 90% used"

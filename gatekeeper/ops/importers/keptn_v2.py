@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from gatekeeper.ops.importers.common import Doc, Report, arg_name, guard_query, promql_problem, slug, unique
-from gatekeeper.ops.importers.keptn import _absolute_bounds, _gate, _meets, _percent
+from gatekeeper.ops.importers.keptn_shared import absolute_bounds, keptn_gate, meets, percent
 
 _GO_VAR = re.compile(r"\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 
@@ -141,7 +141,7 @@ def import_v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict
             )
         query = guard_query(
             query,
-            passes=lambda n, crit=passing: _meets(crit, n),
+            passes=lambda n, crit=passing: meets(crit, n),
             report=report,
             doc=t,
             path=("spec", "query"),
@@ -152,7 +152,7 @@ def import_v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict
             report.error(t, ("spec", "query"), f"PromQL does not parse: {problem}")
             continue
         sig["query"] = query
-        sig.update(_absolute_bounds(passing))
+        sig.update(absolute_bounds(passing))
         if passing:
             sig["passCriteria"] = passing
         if warn and fail:
@@ -172,7 +172,7 @@ def import_v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict
             definition, ("spec", "objectives"), "no objective could be imported: a gate needs a signal"
         )
     total = spec.get("totalScore") or {}
-    p, w = _percent(total.get("passPercentage")), _percent(total.get("warningPercentage"))
+    p, w = percent(total.get("passPercentage")), percent(total.get("warningPercentage"))
     scoring = {
         "passScore": p if p is not None else 90.0,
         "marginalScore": min(w if w is not None else (p or 90.0), p or 90.0),
@@ -183,7 +183,7 @@ def import_v2(docs: list[Doc], *, report: Report, given: dict[str, str]) -> dict
         "an AnalysisDefinition has no baseline: the scopes deployment=canary / primary "
         "are used only by queries with ${selector}",
     )
-    gate = _gate(
+    gate = keptn_gate(
         definition.name or "keptn-analysis",
         f"Imported from Keptn AnalysisDefinition {definition.name}",
         signals,
