@@ -152,7 +152,9 @@ def test_approve_needs_the_token_and_records_the_approval_the_controller_reads(s
         assert "Approve stage" in page and "Abort rollout" in page
         url = server.url + "/gates/shop/payments/approve"
         assert httpx.post(url, data={"by": "alice"}).status_code == 401
-        assert httpx.post(url, data={"by": "alice", "token": TOKEN[:-1] + "x"}).status_code == 401
+        assert (
+            httpx.post(url, data={"by": "alice", "token": TOKEN[:-1] + "x"}).status_code == 403
+        )  # wrong token: 403; none: 401
         ok = httpx.post(url, data={"by": "alice", "token": TOKEN})
         assert ok.status_code == 303 and "done=approve" in ok.headers["location"]
         stage = repo.get_gate(namespace="shop", name="payments").status.stage

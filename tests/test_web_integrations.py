@@ -32,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = yaml.safe_load((ROOT / "gates" / "integrations" / "argo-analysis-template.yaml").read_text())
 CANARY = yaml.safe_load((ROOT / "gates" / "integrations" / "flagger-canary.yaml").read_text())
 TOKEN = "integration-test-token-0123"
+SECRETS = {("gatekeeper-token", "token"): TOKEN}  # the Kubernetes Secrets an AnalysisTemplate arg may read
 BUSY = {"requests_per_second": 100.0}
 
 
@@ -41,7 +42,7 @@ BUSY = {"requests_per_second": 100.0}
 def argo_measure(metric: dict[str, Any], *, args: dict[str, str], base_url: str) -> tuple[str, Any]:
     """(phase, result) of one measurement, following webmetric.go's Run/parseResponse and EvaluateResult."""
     web = metric["provider"]["web"]
-    defaults = {a["name"]: a.get("value") for a in TEMPLATE["spec"]["args"]}
+    defaults = {a["name"]: _arg_value(a) for a in TEMPLATE["spec"]["args"]}
     values = {**defaults, **args}
     missing = [a for a, v in values.items() if v is None]
     assert not missing, f"the template needs args {missing}"
@@ -81,6 +82,14 @@ def argo_measure(metric: dict[str, Any], *, args: dict[str, str], base_url: str)
     return ("Successful" if success else "Inconclusive"), result
 
 
+def _arg_value(arg: dict[str, Any]) -> str | None:
+    """An argument's value, or the Secret key its `valueFrom.secretKeyRef` names (Argo reads it at run time)."""
+    ref = (arg.get("valueFrom") or {}).get("secretKeyRef")
+    if ref:
+        return SECRETS[(ref["name"], ref["key"])]
+    return arg.get("value")
+
+
 def json_path(data: Any, path: str) -> Any:
     """The subset of k8s jsonpath the manifests use: `{$}` and `{$.a.b}`."""
     m = re.fullmatch(r"\{\$((?:\.[\w-]+)*)\}", path)
@@ -110,15 +119,19 @@ def condition(expr: str, result: Any) -> bool:
 
 
 def flagger_call(
-    hook_type: str, *, base_url: str, service: str, phase: str = "Progressing"
+    hook_type: str, *, base_url: str, service: str, phase: str = "Progressing", token: str = TOKEN
 ) -> httpx.Response:
     hook = next(h for h in CANARY["spec"]["analysis"]["webhooks"] if h["type"] == hook_type)
+    meta = {**hook.get("metadata", {}), "service": service}
+    assert meta.get("token") == "REPLACE-WITH-GATEKEEPER-TOKEN", (
+        "the example Canary must show where the token goes"
+    )
     payload = {
         "name": CANARY["metadata"]["name"],
         "namespace": CANARY["metadata"]["namespace"],
         "phase": phase,
         "checksum": "7b5f4c9d8e",
-        "metadata": {**hook.get("metadata", {}), "service": service},
+        "metadata": {**meta, "token": token},
     }
     url = urlsplit(hook["url"])
     timeout = float(hook.get("timeout", "10s").rstrip("s"))
@@ -280,12 +293,58 @@ def test_an_operator_abort_on_the_dashboard_makes_flagger_roll_back_and_stop(ser
 
 def test_flagger_bad_requests_are_refused_with_the_field_named(server) -> None:
     url, _ = server
-    no_name = httpx.post(f"{url}/integrations/flagger/rollback", json={"namespace": "default"})
+    auth = {"Authorization": f"Bearer {TOKEN}"}
+    no_name = httpx.post(f"{url}/integrations/flagger/rollback", json={"namespace": "default"}, headers=auth)
     assert no_name.status_code == 400 and "name" in no_name.json()["error"]
-    unknown = httpx.post(f"{url}/integrations/flagger/pre-rollout", json={"name": "a", "namespace": "b"})
+    unknown = httpx.post(
+        f"{url}/integrations/flagger/pre-rollout", json={"name": "a", "namespace": "b"}, headers=auth
+    )
     assert unknown.status_code == 404 and "confirm-rollout" in unknown.json()["error"]
     missing_arg = httpx.post(
         f"{url}/integrations/flagger/confirm-promotion",
         json={"name": "x", "namespace": "default", "metadata": {"gate": "http-canary"}},
+        headers=auth,
     )
     assert missing_arg.status_code == 400 and "service" in missing_arg.json()["error"]
+
+
+# --- authentication ----------------------------------------------------------------------------------------
+
+
+def test_argo_measurements_without_the_secret_token_are_errors_not_verdicts(server, canaries) -> None:
+    url, _ = server
+    metric = TEMPLATE["spec"]["metrics"][0]
+    args = {"service": canaries["healthy"], "window": "30m"}
+    assert argo_measure(metric, args=args, base_url=url)[0] == "Successful"
+    wrong = argo_measure(metric, args={**args, "token": "not-the-token-000000"}, base_url=url)
+    assert wrong == ("Error", "received non 2xx response code: 403")
+    no_headers = {
+        **metric,
+        "provider": {"web": {k: v for k, v in metric["provider"]["web"].items() if k != "headers"}},
+    }
+    assert argo_measure(no_headers, args=args, base_url=url) == (
+        "Error",
+        "received non 2xx response code: 401",
+    )
+
+
+def test_flagger_hooks_carry_the_token_in_metadata_or_a_header(server, canaries) -> None:
+    url, _ = server
+    service = canaries["healthy"]
+    assert proceeds(flagger_call("confirm-rollout", base_url=url, service=service))
+    wrong = flagger_call("confirm-rollout", base_url=url, service=service, token="not-the-token-000000")
+    assert wrong.status_code == 403 and "not valid" in wrong.json()["error"]
+    bare = httpx.post(
+        f"{url}/integrations/flagger/confirm-rollout", json={"name": "checkout", "namespace": "default"}
+    )
+    assert bare.status_code == 401 and bare.headers["www-authenticate"].startswith("Bearer")
+    header = httpx.post(
+        f"{url}/integrations/flagger/confirm-rollout",
+        json={
+            "name": "checkout",
+            "namespace": "default",
+            "metadata": {"gate": "http-canary", "service": service},
+        },
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    )
+    assert proceeds(header), header.text

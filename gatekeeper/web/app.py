@@ -3,15 +3,15 @@
     app = create_app(repository=InMemoryGateRepository([...]), token=None)   # read-only
     uvicorn.run(app, host="127.0.0.1", port=8080)
 
-Read-only unless a token is given: then the gate page shows approve/abort forms, and the POSTs must carry the
-token (form field `token`, or `Authorization: Bearer <token>`), compared in constant time. The token travels
-in the form body, never in a cookie, so another site cannot forge the request. Approve and abort go through
-the repository's operations (the same as the CLI's); the controller acts on them.
+Read-only unless a token is given (`token=`, or `auth=` from `gatekeeper.web.auth`): then the gate page shows
+approve/abort forms, and the POSTs must carry the token (form field `token`, or `Authorization: Bearer <token>`),
+compared in constant time: 401 without one, 403 with a wrong one. The token travels in the form body, never in
+a cookie, so another site cannot forge the request. Approve and abort go through the repository's operations
+(the same as the CLI's); the controller acts on them. The same `auth` guards `/integrations/*` and `/v1/traces`.
 """
 
 from __future__ import annotations
 
-import hmac
 import time
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +38,7 @@ from gatekeeper.signals import Window
 from gatekeeper.spec import GateSpec
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.web import dashboard
+from gatekeeper.web.auth import Auth
 from gatekeeper.web.integrations import Evaluator, integration_routes
 from gatekeeper.web.metrics import GateMetrics
 from gatekeeper.web.serving import BackgroundServer
@@ -102,13 +103,18 @@ def create_app(
     prometheus: str | None = None,
     span_sink: Any | None = None,
     clock: Callable[[], float] = time.time,
+    auth: Auth | None = None,
+    intake_options: dict[str, Any] | None = None,
 ) -> Starlette:
-    """The ASGI app. `span_sink`: a trace store to mount the OTLP intake at `/v1/traces` (optional)."""
-    if token is not None and len(token) < 16:
-        raise ValueError("the dashboard token must be at least 16 characters (e.g. `openssl rand -hex 16`)")
+    """The ASGI app. `span_sink`: a trace store to mount the OTLP intake at `/v1/traces` (optional).
+
+    `auth` (or the shorthand `token`) guards approve/abort, `/integrations/*` and `/v1/traces`; without either
+    the dashboard is read-only and the other endpoints are open (bind them to loopback only)."""
+    if auth is None:
+        auth = Auth.from_token(token) if token is not None else Auth.none()
     metrics = metrics or GateMetrics()
     evaluate = evaluate or default_evaluator(prometheus=prometheus, metrics=metrics, traces=span_sink)
-    pages = _Pages(repository=repository, token=token, clock=clock, metrics=metrics)
+    pages = _Pages(repository=repository, auth=auth, clock=clock, metrics=metrics)
     routes: list[Any] = [
         Route("/", pages.index),
         Route("/gates/{namespace}/{name}", pages.gate),
@@ -118,12 +124,12 @@ def create_app(
         Route("/healthz", lambda request: PlainTextResponse("ok\n")),
         Route("/metrics", _AsgiEndpoint(metrics.asgi_app()), methods=["GET"]),
         Mount("/static", app=StaticFiles(directory=dashboard.STATIC_DIR), name="static"),
-        *integration_routes(repository=repository, evaluate=evaluate, clock=clock),
+        *integration_routes(repository=repository, evaluate=evaluate, clock=clock, auth=auth),
     ]
     if span_sink is not None:
         from gatekeeper.web.otlp import otlp_routes
 
-        routes.extend(otlp_routes(span_sink))
+        routes.extend(otlp_routes(span_sink, auth=auth, **(intake_options or {})))
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
     app.state.metrics = metrics
     return app
@@ -167,15 +173,15 @@ class _Pages:
         self,
         *,
         repository: GateRepository,
-        token: str | None,
+        auth: Auth,
         clock: Callable[[], float],
         metrics: GateMetrics,
     ) -> None:
-        self.repository, self.token, self.clock, self.metrics = repository, token, clock, metrics
+        self.repository, self.auth, self.clock, self.metrics = repository, auth, clock, metrics
 
     @property
     def writable(self) -> bool:
-        return self.token is not None
+        return self.auth.has_token
 
     async def index(self, request: Request) -> HTMLResponse:
         try:
@@ -215,8 +221,10 @@ class _Pages:
                 "this dashboard is read-only (started without --token)\n", status_code=403
             )
         form = await _form(request)
-        if not self._authorized(request, form):
-            return PlainTextResponse("missing or wrong token\n", status_code=401)
+        code = self.auth.status(request.headers.get("authorization"), fallback=form.get("token"))
+        if code != 200:
+            problem = "a token is required" if code == 401 else "the token is wrong"
+            return PlainTextResponse(f"{problem}\n", status_code=code)
         by = (form.get("by") or "").strip()
         reason = (form.get("reason") or "").strip()
         if not by:
@@ -266,14 +274,6 @@ class _Pages:
                 "history": [h.model_dump(mode="json") for h in d.history],
             }
         )
-
-    def _authorized(self, request: Request, form: dict[str, str]) -> bool:
-        assert self.token is not None
-        given = form.get("token") or ""
-        auth = request.headers.get("authorization", "")
-        if not given and auth.lower().startswith("bearer "):
-            given = auth[7:].strip()
-        return bool(given) and hmac.compare_digest(given.encode(), self.token.encode())
 
     def _message(self, title: str, message: str, request: Request) -> str:
         return dashboard.render_message(title, message, root=_root(request), writable=self.writable)

@@ -19,6 +19,11 @@ Flagger webhooks (request body {name, namespace, phase, checksum, metadata}; Fla
     Anything else is 403 with a JSON reason (Flagger logs the body), as Flagger's own tester answers a closed
     gate. The gate is `metadata.gate` ("name" or "namespace/name"), else the Canary's name and namespace;
     `metadata.window` and `metadata.stage` as for Argo; every other metadata key is a gate argument.
+
+Authentication (`gatekeeper.web.auth`): with a token configured every endpoint needs `Authorization: Bearer
+<token>` (Argo: the web provider's `headers`, the value from a Secret through an argument's `valueFrom`): 401
+without, 403 with a wrong one. Flagger's webhooks cannot send headers, so a Flagger hook may carry the token
+as `metadata.token` instead (visible to whoever can read the Canary: prefer a NetworkPolicy, see docs/traces.md).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from typing import Any, Protocol
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatekeeper.judge import Judgement
@@ -46,11 +51,12 @@ from gatekeeper.signals import Window
 from gatekeeper.spec import GateSpec, SpecError
 from gatekeeper.spec.outcome import Verdict
 from gatekeeper.spec.status import Phase
+from gatekeeper.web.auth import Auth, denial
 
 __all__ = ["FLAGGER_HOOKS", "Evaluator", "integration_routes"]
 
 FLAGGER_HOOKS = ("confirm-rollout", "confirm-promotion", "rollback")
-_RESERVED = frozenset({"window", "stage", "gate"})
+_RESERVED = frozenset({"window", "stage", "gate", "token"})
 _DEFAULT_WINDOW = "10m"
 
 
@@ -65,9 +71,13 @@ class BadInput(ValueError):
 
 
 def integration_routes(
-    *, repository: GateRepository, evaluate: Evaluator, clock: Callable[[], float] = time.time
+    *,
+    repository: GateRepository,
+    evaluate: Evaluator,
+    clock: Callable[[], float] = time.time,
+    auth: Auth | None = None,
 ) -> list[Route]:
-    judge = _Judge(repository=repository, evaluate=evaluate, clock=clock)
+    judge = _Judge(repository=repository, evaluate=evaluate, clock=clock, auth=auth or Auth.none())
     return [
         Route("/integrations/argo/{namespace}/{name}", judge.argo, methods=["GET", "POST"]),
         Route("/integrations/flagger/{hook}", judge.flagger, methods=["POST"]),
@@ -76,13 +86,15 @@ def integration_routes(
 
 class _Judge:
     def __init__(
-        self, *, repository: GateRepository, evaluate: Evaluator, clock: Callable[[], float]
+        self, *, repository: GateRepository, evaluate: Evaluator, clock: Callable[[], float], auth: Auth
     ) -> None:
-        self.repository, self.evaluate, self.clock = repository, evaluate, clock
+        self.repository, self.evaluate, self.clock, self.auth = repository, evaluate, clock, auth
 
     # --- Argo Rollouts -------------------------------------------------------------------------------------
 
-    async def argo(self, request: Request) -> JSONResponse:
+    async def argo(self, request: Request) -> Response:
+        if (denied := self.auth.deny(request)) is not None:
+            return denied
         try:
             params = await _argo_params(request)
             namespace, name = request.path_params["namespace"], request.path_params["name"]
@@ -98,8 +110,19 @@ class _Judge:
 
     # --- Flagger -------------------------------------------------------------------------------------------
 
-    async def flagger(self, request: Request) -> JSONResponse:
+    async def flagger(self, request: Request) -> Response:
         hook = request.path_params["hook"]
+        if self.auth.has_token and not request.headers.get("authorization"):
+            try:  # Flagger sends no headers: the token may come as metadata.token
+                meta = (await _json_body(request)).get("metadata")
+            except BadInput:
+                meta = None
+            token = meta.get("token") if isinstance(meta, dict) else None
+            code = self.auth.status(None, fallback=token if isinstance(token, str) else None)
+            if code != 200:
+                return denial(code)
+        elif (denied := self.auth.deny(request)) is not None:
+            return denied
         if hook not in FLAGGER_HOOKS:
             return _error(404, f"unknown Flagger hook '{hook}': use one of {', '.join(FLAGGER_HOOKS)}")
         try:

@@ -5,7 +5,12 @@ Answers as the OTLP/HTTP spec asks, in the request's own encoding (protobuf or J
 * 200 with an `ExportTraceServiceResponse`; `partial_success.rejected_spans` and its message when the store
   dropped spans (caps, late spans), so the sender's logs show the loss too;
 * 400 malformed body, 413 body over the size limit (before or after gzip), 415 unsupported media type or
-  content encoding: a `google.rpc.Status` with a short reason (plain text when the media type is unknown).
+  content encoding: a `google.rpc.Status` with a short reason (plain text when the media type is unknown);
+* 401/403 without or with a wrong bearer token (`auth`, see `gatekeeper.web.auth`);
+* 429 with `Retry-After` when more than `max_inflight` requests are being read and ingested at once, and 503
+  with `Retry-After` when the store is full (`sink.full()`): a flooding writer is told to back off (OTLP
+  senders retry both with backoff) instead of the intake buffering without bound. Memory stays bounded by
+  `max_inflight` × `max_decoded_bytes` plus the store's caps.
 
 The process never crashes on input: decoding errors are typed, and anything unexpected in the sink becomes
 a 400 with the exception's type, never a 5xx (a 5xx makes OTLP senders retry the same poison body forever).
@@ -33,11 +38,13 @@ from gatekeeper.sources.traces.decode import (
     decode_body,
     media_type,
 )
+from gatekeeper.web.auth import Auth
 from gatekeeper.web.serving import BackgroundServer
 
 __all__ = [
     "DEFAULT_MAX_BODY",
     "DEFAULT_MAX_DECODED",
+    "DEFAULT_MAX_INFLIGHT",
     "IntakeServer",
     "SpanSink",
     "create_otlp_app",
@@ -46,8 +53,10 @@ __all__ = [
 
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # on the wire
 DEFAULT_MAX_DECODED = 16 * 1024 * 1024  # after gzip
+DEFAULT_MAX_INFLIGHT = 8  # requests read, decoded and ingested at once
+RETRY_AFTER_SECONDS = 1
 
-_GRPC_CODE = {400: 3, 413: 8, 415: 3}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED
+_GRPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE
 
 
 class _IngestResult(Protocol):
@@ -58,7 +67,7 @@ class _IngestResult(Protocol):
 
 
 class SpanSink(Protocol):
-    """What the route hands decoded requests to."""
+    """What the route hands decoded requests to. A sink may also have `full() -> bool` (then 503 when full)."""
 
     def ingest(self, request: Any) -> _IngestResult: ...
 
@@ -69,17 +78,36 @@ def otlp_routes(
     path: str = "/v1/traces",
     max_body_bytes: int = DEFAULT_MAX_BODY,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED,
+    max_inflight: int = DEFAULT_MAX_INFLIGHT,
+    auth: Auth | None = None,
 ) -> list[Route]:
     """The intake route, for mounting in any Starlette app."""
-    if max_body_bytes < 1 or max_decoded_bytes < 1:
-        raise ValueError("max_body_bytes and max_decoded_bytes must be positive")
+    if max_body_bytes < 1 or max_decoded_bytes < 1 or max_inflight < 1:
+        raise ValueError("max_body_bytes, max_decoded_bytes and max_inflight must be positive")
+    auth = auth or Auth.none()
+    full = getattr(sink, "full", None)
+    inflight = 0
 
     async def export(request: Request) -> Response:
+        nonlocal inflight
+        if (denied := auth.deny(request)) is not None:
+            return denied
         content_type = request.headers.get("content-type")
         try:
             media = media_type(content_type)
         except UnsupportedMedia as e:
             return Response(str(e) + "\n", status_code=415, media_type="text/plain")
+        if inflight >= max_inflight:
+            return _busy(media, 429, f"more than {max_inflight} exports in flight: retry later")
+        if full is not None and full():
+            return _busy(media, 503, "the intake is full (open-span or open-trace cap): retry later")
+        inflight += 1  # the event loop is single-threaded: no lock needed
+        try:
+            return await _export(request, media, content_type)
+        finally:
+            inflight -= 1
+
+    async def _export(request: Request, media: str, content_type: str | None) -> Response:
         try:
             body = await _read_body(request, max_body_bytes)
             decoded = await run_in_threadpool(  # CPU work off the event loop the dashboard may share
@@ -132,6 +160,12 @@ def _success(media: str, *, rejected: int, message: str) -> Response:
     if rejected:
         body["partialSuccess"] = {"rejectedSpans": str(rejected), "errorMessage": message}
     return Response(json.dumps(body), status_code=200, media_type="application/json")
+
+
+def _busy(media: str, status: int, message: str) -> Response:
+    response = _status(media, status, message)
+    response.headers["retry-after"] = str(RETRY_AFTER_SECONDS)
+    return response
 
 
 def _status(media: str, status: int, message: str) -> Response:

@@ -24,12 +24,15 @@ class BackgroundServer:
         port: int = 0,
         startup_timeout: float = 10.0,
         name: str = "gatekeeper-web",
+        tls: dict[str, Any] | None = None,
     ) -> None:
+        """`tls`: uvicorn's ssl options (`gatekeeper.web.auth.TLSConfig.uvicorn_options()`): serve HTTPS."""
         import uvicorn
 
         config = uvicorn.Config(
-            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False
+            app, host=host, port=port, log_level="warning", lifespan="off", access_log=False, **(tls or {})
         )
+        self._scheme = "https" if tls else "http"
         self._server = uvicorn.Server(config)
         self._host, self._port, self._timeout, self._name = host, port, startup_timeout, name
         self._thread: threading.Thread | None = None
@@ -40,7 +43,7 @@ class BackgroundServer:
         if self._sock is None:
             raise RuntimeError("the server is not running: use it as a context manager")
         host, port = self._sock.getsockname()[:2]
-        return f"http://{host}:{port}"
+        return f"{self._scheme}://{host}:{port}"
 
     def __enter__(self) -> BackgroundServer:
         import socket

@@ -29,24 +29,47 @@ def serve(
     token: str = typer.Option(
         None,
         "--token",
-        help=f"Enable approve/abort with this token (or set ${TOKEN_ENV}).",
+        help=f"Bearer token for approve/abort, /integrations/* and /v1/traces (or set ${TOKEN_ENV}).",
         show_default=False,
+    ),
+    token_file: str = typer.Option(
+        None, "--token-file", help="Read the token(s) from this file, one per line (a mounted Secret)."
+    ),
+    tls_cert: str = typer.Option(None, "--tls-cert", help="Serve HTTPS with this certificate (PEM)."),
+    tls_key: str = typer.Option(None, "--tls-key", help="The certificate's private key (PEM)."),
+    client_ca: str = typer.Option(
+        None, "--client-ca", help="Require client certificates signed by this CA (mutual TLS)."
+    ),
+    insecure_no_auth: bool = typer.Option(
+        False, "--insecure-no-auth", help="Allow listening beyond loopback without any authentication."
     ),
     traces: bool = typer.Option(
         False, "--traces/--no-traces", help="Also accept OTLP/HTTP spans at /v1/traces."
     ),
 ) -> None:
-    """Serve the web app. Read-only unless a token is given."""
+    """Serve the web app. Read-only unless a token is given; beyond loopback it needs a token or mTLS."""
     import uvicorn
 
     from gatekeeper.ops.views import KubernetesGateRepository, load_gates_dir
     from gatekeeper.web.app import create_app
+    from gatekeeper.web.auth import Auth, InsecureExposure, check_exposure
 
     sources = sum(bool(x) for x in (kubeconfig or context, gates_dir, in_cluster))
     if sources != 1:
         fail(
             "choose where gates come from: --kubeconfig FILE, --in-cluster, or --gates-dir DIR (exactly one)"
         )
+    try:
+        auth = Auth.configure(
+            token=token or os.environ.get(TOKEN_ENV) or None,
+            token_file=token_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            client_ca=client_ca,
+        )
+        warning = check_exposure(host=host, auth=auth, insecure_no_auth=insecure_no_auth, what="gatekeeper")
+    except (ValueError, InsecureExposure) as e:
+        fail(str(e))
     try:
         if gates_dir:
             repository = load_gates_dir(gates_dir)
@@ -56,7 +79,6 @@ def serve(
             )
     except Exception as e:  # kubeconfig missing/invalid, not in a cluster: one paragraph, exit 2
         fail(f"cannot read gates: {e}")
-    token = token or os.environ.get(TOKEN_ENV) or None
     sink = None
     if traces:
         import time
@@ -65,9 +87,13 @@ def serve(
 
         sink = TraceStore(clock=time.time)
     try:
-        app = create_app(repository=repository, token=token, prometheus=prometheus, span_sink=sink)
+        app = create_app(repository=repository, auth=auth, prometheus=prometheus, span_sink=sink)
     except ValueError as e:
         fail(str(e))
-    mode = "approve/abort enabled" if token else "read-only"
-    err.print(f"gatekeeper serving on http://{host}:{port} ({mode})", highlight=False)
-    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False)
+    if warning:
+        err.print(f"[bold red]{warning}[/]", highlight=False)
+    mode = "approve/abort enabled" if auth.has_token else "read-only"
+    scheme = "https" if auth.tls is not None else "http"
+    err.print(f"gatekeeper serving on {scheme}://{host}:{port} ({mode}; {auth.describe()})", highlight=False)
+    tls = auth.tls.uvicorn_options() if auth.tls is not None else {}
+    uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **tls)

@@ -270,6 +270,16 @@ class TraceStore:
             drops.add(t, (1,))
         return reason
 
+    def full(self) -> bool:
+        """True when the open-span or open-trace cap is reached even after judging what the clock completed: the
+        intake then answers 503 so senders back off and retry instead of losing spans to the caps."""
+        lim = self.limits
+        with self._lock:
+            if self._open_spans < lim.max_open_spans and len(self._open) < lim.max_open_traces:
+                return False
+            self._sweep(self._clock())
+            return self._open_spans >= lim.max_open_spans or len(self._open) >= lim.max_open_traces
+
     # -- completion -----------------------------------------------------------------------------------------
     def sweep(self) -> int:
         """Judge every trace the clock has completed; returns how many."""
