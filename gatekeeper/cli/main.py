@@ -14,7 +14,7 @@ app = typer.Typer(
     name="gatekeeper",
     help="An observability gate for progressive delivery: is this canary safe to advance?",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish, PowerShell
     pretty_exceptions_enable=False,
 )
 

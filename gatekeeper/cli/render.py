@@ -54,36 +54,63 @@ def sanitize(obj: Any) -> Any:
     return obj
 
 
-def judgement_table(j: dict[str, Any]) -> None:
+WIDE_COLUMNS = 140  # a terminal at least this wide gets the wide table unless told otherwise
+
+
+def judgement_table(j: dict[str, Any], *, wide: bool | None = None, now: float | None = None) -> None:
+    """The judgement as a table: compact (readable at 80 columns: signal, verdict, effect, then one line per
+    signal with its reason and what it still needs) or wide (every column, reasons in the table)."""
+    import time
+
+    from gatekeeper.cli.humanize import duration, needs, when
+
+    now = time.time() if now is None else now
+    wide = out.size.width >= WIDE_COLUMNS if wide is None else wide
     w = j["window"]
-    title = (
-        f"gate [bold]{j['gate']}[/] — stage {j['stage'] + 1} (weight {j['weight']:g}%) — "
-        f"{verdict_text(j['verdict'])}"
-    )
-    t = Table(title=title, title_justify="left", show_lines=False, expand=False)
-    for col in ("signal", "verdict", "canary", "baseline", "effect [bounds]", "reason"):
-        t.add_column(col, overflow="fold")
+    span = max(float(w["end"]) - float(w["start"]), 0.0)
+    title = f"gate [bold]{j['gate']}[/] · stage {j['stage'] + 1} ({j['weight']:g}%) · {verdict_text(j['verdict'])}"
+    t = Table(title=title, title_justify="left", expand=False, pad_edge=False, box=None, header_style="bold")
+    cols = ["SIGNAL", "VERDICT", "CANARY", "BASELINE", "EFFECT [BOUNDS]", "REASON"] if wide else [
+        "SIGNAL", "VERDICT", "EFFECT [BOUNDS]", "NEEDS"]  # fmt: skip
+    for col in cols:
+        t.add_column(col, overflow="fold", no_wrap=col in ("VERDICT",))
+    notes: list[tuple[str, str]] = []
     for s in j["signals"]:
-        name = (
-            s["name"]
-            + (" (critical)" if s["critical"] else "")
-            + (" [dim](dry run)[/]" if s["dry_run"] else "")
-        )
-        t.add_row(
-            name,
-            verdict_text(s["verdict"]),
-            _arm(s["canary"]),
-            _arm(s["baseline"]),
-            _effect(s.get("effect")),
-            s["reason"],
-        )
+        name = s["name"] + (" !" if s["critical"] else "") + (" [dim](dry)[/]" if s["dry_run"] else "")
+        need = needs(s, window_seconds=span)
+        if wide:
+            reason = s["reason"] + (f"; {need}" if need else "")
+            t.add_row(name, verdict_text(s["verdict"]), _arm(s["canary"]), _arm(s["baseline"]),
+                      _effect(s.get("effect")), reason)  # fmt: skip
+        else:
+            t.add_row(name, verdict_text(s["verdict"]), _effect(s.get("effect")), _short_need(need))
+            notes.append((s["name"], s["reason"]))
     out.print(t)
+    for name, reason in notes:
+        out.print(f"  [bold]{name}[/]: {reason}", highlight=False)
     out.print(
-        f"window {w['start']:.0f} → {w['end']:.0f} (step {w['step']:g}s); {j['reason']}", highlight=False
+        f"window {when(float(w['start']), now=now)} → {when(float(w['end']), now=now)} "
+        f"({duration(span)}, step {w['step']:g}s)",
+        highlight=False,
     )
+    out.print(j["reason"], highlight=False)
+    if any(s["critical"] for s in j["signals"]):
+        out.print("[dim]! critical: a failure fails the gate whatever the others say[/]", highlight=False)
     if j.get("side_effects"):
         parts = [f"{k}: {v.get('count')}" for k, v in j["side_effects"].items() if isinstance(v, dict)]
         out.print("canary side effects in window: " + ", ".join(parts), highlight=False)
+
+
+def _short_need(need: str | None) -> str:
+    """`~N req (~T)` for the compact table's NEEDS column; `—` when nothing is owed."""
+    if not need:
+        return "—"
+    import re
+
+    m = re.match(r"needs ~([\d,]+) more canary \S+(?: \(~(.+) at current traffic\))?", need)
+    if not m:
+        return need
+    return f"~{m.group(1)}" + (f" (~{m.group(2)})" if m.group(2) else "")
 
 
 def _arm(a: dict[str, Any]) -> str:

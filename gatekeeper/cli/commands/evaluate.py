@@ -26,7 +26,9 @@ def evaluate(
     stage: int = typer.Option(
         1, "--stage", "-s", min=1, help="Stage number whose policy applies (1 = first)."
     ),
-    output: str = typer.Option("table", "--output", "-o", help="table or json."),
+    output: str = typer.Option(
+        "table", "--output", "-o", help="table (compact below 140 columns), wide, or json."
+    ),
     report: str = typer.Option(
         None, "--report", help="Also write a self-contained HTML evidence report here."
     ),
@@ -35,8 +37,8 @@ def evaluate(
     from gatekeeper.ops.evaluate import exit_code_for, resolve_window, run_evaluation
     from gatekeeper.spec import SpecError, load_gate, parse_args
 
-    if output not in ("table", "json"):
-        fail(f"--output must be 'table' or 'json', not '{output}'")
+    if output not in ("table", "wide", "json"):
+        fail(f"--output must be 'table', 'wide' or 'json', not '{output}'")
     try:
         gate = load_gate(gate_file, args=parse_args(arg))
     except SpecError as e:
@@ -52,7 +54,7 @@ def evaluate(
     if output == "json":
         print_json(data)
     else:
-        judgement_table(data)
+        judgement_table(data, wide=True if output == "wide" else None)
     if report:
         _write_report(report, gate=gate, judgement=judgement)
     raise typer.Exit(exit_code_for(judgement.verdict))

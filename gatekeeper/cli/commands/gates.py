@@ -1,6 +1,8 @@
 """`gatekeeper approve|abort|pause|resume|status GATE`: operator commands on Gate resources.
 
     gatekeeper status                      # every gate in the namespace
+    gatekeeper get gates -A                # every gate in every namespace, kubectl style
+    gatekeeper status web -n shop -w       # watch: print again whenever the gate changes
     gatekeeper status web -n shop -o json
     gatekeeper approve web -n shop --reason "checked the dashboards"
     gatekeeper pause web -n shop ; gatekeeper resume web -n shop
@@ -16,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from typing import Annotated, Any
 
 import typer
@@ -37,7 +40,13 @@ Kubeconfig = Annotated[
 ]
 Context = Annotated[str | None, typer.Option("--context", help="Kubeconfig context (default: current).")]
 Reason = Annotated[str, typer.Option("--reason", "-r", help="Why; recorded in the request and the Event.")]
-Output = Annotated[str, typer.Option("--output", "-o", help="table or json.")]
+Output = Annotated[str, typer.Option("--output", "-o", help="table, wide or json.")]
+Watch = Annotated[
+    bool, typer.Option("--watch", "-w", help="After the first listing, print again on every change.")
+]
+Interval = Annotated[float, typer.Option("--interval", min=0.2, help="Seconds between reads while watching.")]
+MaxUpdates = Annotated[int, typer.Option("--max-updates", hidden=True, help="Stop watching after N prints.")]
+AllNamespaces = Annotated[bool, typer.Option("--all-namespaces", "-A", help="List in every namespace.")]
 
 _PHASE_STYLE = {
     "Progressing": "cyan",
@@ -50,7 +59,13 @@ _PHASE_STYLE = {
 }
 
 
+get_app = typer.Typer(
+    help="List resources in kubectl's habits: gatekeeper get gates [-A] [-w].", no_args_is_help=True
+)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(get_app, name="get")
     app.command("approve")(approve)
     app.command("abort")(abort)
     app.command("pause")(pause)
@@ -116,29 +131,79 @@ def resume(
 def status(
     gate: Annotated[str | None, typer.Argument(help="Gate name; omit to list every gate.")] = None,
     namespace: Namespace = None,
-    all_namespaces: Annotated[
-        bool, typer.Option("--all-namespaces", "-A", help="List in every namespace.")
-    ] = False,
+    all_namespaces: AllNamespaces = False,
     history: Annotated[int, typer.Option("--history", help="History entries to show.")] = 10,
     output: Output = "table",
+    watch: Watch = False,
+    interval: Interval = 2.0,
+    max_updates: MaxUpdates = 0,
     kubeconfig: Kubeconfig = None,
     context: Context = None,
 ) -> None:
     """Where a gate is, what it last decided and why; pending requests; recent history."""
+    _show(gate, namespace, all_namespaces, history, output, watch, interval, max_updates, kubeconfig, context)
+
+
+@get_app.command("gates")
+def get_gates(
+    gate: Annotated[str | None, typer.Argument(help="Gate name; omit to list every gate.")] = None,
+    namespace: Namespace = None,
+    all_namespaces: AllNamespaces = False,
+    output: Output = "table",
+    watch: Watch = False,
+    interval: Interval = 2.0,
+    max_updates: MaxUpdates = 0,
+    kubeconfig: Kubeconfig = None,
+    context: Context = None,
+) -> None:
+    """List gates (NAME, PHASE, STAGE, WEIGHT, VERDICT, IN STAGE, AGE), or one gate's status."""
+    _show(gate, namespace, all_namespaces, 10, output, watch, interval, max_updates, kubeconfig, context)
+
+
+get_app.command("gate", hidden=True)(get_gates)  # kubectl takes the singular too
+
+
+def _show(  # type: ignore[no-untyped-def]
+    gate, namespace, all_namespaces, history, output, watch, interval, max_updates, kubeconfig, context
+) -> None:
+    import time
+
     _check_output(output)
     api, ns = _connect(kubeconfig, context, namespace)
-    if gate is None:
-        views = _guard(lambda: actions.list_gates(api, namespace=None if all_namespaces else ns))
-        if output == "json":
-            typer.echo(json.dumps([v.as_dict(history=0) for v in views], indent=2))
+    everywhere = gate is None and all_namespaces
+    shown: dict[str, str] = {}
+    prints = 0
+    while True:
+        if gate is None:
+            views = _guard(lambda: actions.list_gates(api, namespace=None if everywhere else ns))
+            if output == "json":
+                text = json.dumps([v.as_dict(history=0) for v in views], indent=2)
+                if text != shown.get("*"):
+                    typer.echo(text)
+                    shown["*"], prints = text, prints + 1
+            else:
+                states = {v.ref: json.dumps(v.as_dict(history=0), sort_keys=True) for v in views}
+                changed = [v for v in views if shown.get(v.ref) != states[v.ref]]  # the object, not its AGE
+                if changed or not shown:
+                    _print_rows(changed if shown else views, everywhere=everywhere, wide=output == "wide",
+                                header=not shown)  # fmt: skip
+                    prints += 1
+                shown.update(states)
+                shown.setdefault("*", "")
         else:
-            _print_list(views)
-        return
-    view = _guard(lambda: actions.status(api, namespace=ns, name=gate))
-    if output == "json":
-        typer.echo(json.dumps(view.as_dict(history=history), indent=2))
-    else:
-        _print_view(view, history=history)
+            view = _guard(lambda: actions.status(api, namespace=ns, name=gate))
+            text = json.dumps(view.as_dict(history=history), indent=2)
+            if text != shown.get(gate):
+                if output == "json":
+                    typer.echo(text)
+                else:
+                    if shown:
+                        Console().rule(_when(time.time()), style="dim")
+                    _print_view(view, history=history)
+                shown[gate], prints = text, prints + 1
+        if not watch or (max_updates and prints >= max_updates):
+            return
+        time.sleep(interval)
 
 
 # -- helpers --------------------------------------------------------------------------------------------------
@@ -148,8 +213,8 @@ def _fail(code: int, message: str) -> typer.Exit:
 
 
 def _check_output(output: str) -> None:
-    if output not in ("table", "json"):
-        raise _fail(2, f"--output {output!r} is not supported; use table or json")
+    if output not in ("table", "wide", "json"):
+        raise _fail(2, f"--output {output!r} is not supported; use table, wide or json")
 
 
 def _connect(kubeconfig: str | None, context: str | None, namespace: str | None) -> tuple[Any, str]:
@@ -211,34 +276,85 @@ def _phase(phase: str) -> str:
     return f"[{_PHASE_STYLE.get(phase, 'white')}]{phase}[/]"
 
 
-def _print_list(views: list[GateView]) -> None:
-    if not views:
-        Console().print("no gates found", highlight=False)
+def _row(v: GateView, *, everywhere: bool, wide: bool) -> list[str]:
+    import time
+
+    from gatekeeper.cli.humanize import duration
+
+    now = time.time()
+    st = v.status
+    started = getattr(st, "stage_started_at", None)
+    row = [v.namespace] if everywhere else []
+    row += [
+        v.name,
+        _phase(v.phase.value),
+        f"{st.stage + 1}/{len(v.stages)}",
+        f"{st.weight:g}%",
+        (st.verdict or "-").upper(),
+        duration(now - started) if started else "-",
+        _age(v.created, now=now),
+    ]
+    if wide:
+        looked = getattr(st, "last_evaluated_at", None)
+        row += [duration(now - looked) + " ago" if looked else "-", st.reason or "-"]
+    return row
+
+
+def _print_rows(views: list[GateView], *, everywhere: bool, wide: bool, header: bool) -> None:
+    if not views and header:
+        Console().print("No gates found.", highlight=False)
         return
-    table = Table()
-    for col in ("namespace", "name", "phase", "stage", "weight", "verdict", "reason"):
-        table.add_column(col)
-    for v in views:
-        table.add_row(
-            v.namespace,
-            v.name,
-            _phase(v.phase.value),
-            f"{v.stage} of {len(v.stages)}",
-            f"{v.status.weight:g}%",
-            v.status.verdict or "-",
-            v.status.reason,
-        )
-    Console().print(table)
+    cols = (["NAMESPACE"] if everywhere else []) + [
+        "NAME",
+        "PHASE",
+        "STAGE",
+        "WEIGHT",
+        "VERDICT",
+        "IN STAGE",
+        "AGE",
+    ]
+    if wide:
+        cols += ["LAST LOOK", "REASON"]
+    table = Table(box=None, pad_edge=False, show_header=header, header_style="bold")
+    for col in cols:
+        table.add_column(col, no_wrap=col != "REASON", overflow="fold")
+    rows = [_row(v, everywhere=everywhere, wide=wide) for v in views]
+    for row in rows:
+        table.add_row(*row)
+    con = Console()
+    plain = [[re.sub(r"\[[^\]]*\]", "", c) for c in row[: len(cols) - (1 if wide else 0)]] for row in rows]
+    needed = sum(
+        max([len(c) for c in col] + [len(h)]) + 2
+        for col, h in zip(zip(*plain, strict=True), cols, strict=False)
+    )
+    if needed > con.width:  # kubectl never folds a row: a narrow terminal scrolls instead
+        con = Console(width=needed + (40 if wide else 0))
+    con.print(table, highlight=False)
+
+
+def _age(created: str, *, now: float) -> str:
+    import datetime as dt
+
+    from gatekeeper.cli.humanize import duration
+
+    try:
+        t = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except (ValueError, AttributeError):
+        return "-"
+    return duration(now - t)
 
 
 def _print_view(v: GateView, *, history: int) -> None:
     con = Console()
     st = v.status
     con.print(
-        f"[bold]{v.ref}[/]  {_phase(st.phase.value)}  stage {st.stage} of {len(v.stages)} at {st.weight:g}%  "
+        f"[bold]{v.ref}[/]  {_phase(st.phase.value)}  stage {st.stage + 1} of {len(v.stages)} at {st.weight:g}%  "
         f"verdict: {st.verdict or '-'}",
         highlight=False,
     )
+    started, looked = getattr(st, "stage_started_at", None), getattr(st, "last_evaluated_at", None)
+    if started or looked:
+        con.print(f"  stage started: {_time(started)}   last look: {_time(looked)}", highlight=False)
     if st.reason:
         con.print(f"  reason: {st.reason}", highlight=False)
     for line in _notes(v):
@@ -249,7 +365,7 @@ def _print_view(v: GateView, *, history: int) -> None:
     for s in v.stages:
         here = "→" if s.index == st.stage else ""
         stages.add_row(
-            f"{here}{s.index}", f"{s.weight:g}%", s.min_duration, s.authority, s.problem or s.window
+            f"{here}{s.index + 1}", f"{s.weight:g}%", s.min_duration, s.authority, s.problem or s.window
         )
     con.print(stages)
     if st.conditions:
@@ -265,7 +381,9 @@ def _print_view(v: GateView, *, history: int) -> None:
         for col in ("time", "stage", "weight", "verdict", "action", "reason"):
             hist.add_column(col)
         for h in entries:
-            hist.add_row(_time(h.time), str(h.stage), f"{h.weight:g}%", h.verdict, h.action or "-", h.reason)
+            hist.add_row(
+                _time(h.time), str(h.stage + 1), f"{h.weight:g}%", h.verdict, h.action or "-", h.reason
+            )
         con.print(hist)
 
 
@@ -295,7 +413,13 @@ def _notes(v: GateView) -> list[str]:
     return out
 
 
-def _time(t: float) -> str:
-    import datetime as dt
+def _time(t: float | None) -> str:
+    import time
 
-    return dt.datetime.fromtimestamp(t, tz=dt.UTC).strftime("%Y-%m-%d %H:%M:%S")
+    return _when(t, now=time.time()) if t is not None else "-"
+
+
+def _when(t: float, *, now: float | None = None) -> str:
+    from gatekeeper.cli.humanize import when
+
+    return when(t, now=t if now is None else now)

@@ -1,5 +1,6 @@
 """``gatekeeper route show|set|revert KIND/NAME``: read or change one routing resource by hand.
 
+    gatekeeper route show  httproute/web -n shop     # canary and stable from the Gate that owns the route
     gatekeeper route show  httproute/web -n shop --canary web-canary --stable web
     gatekeeper route set   httproute/web -n shop --canary web-canary --stable web --owner web-gate --weight 10 --dry-run
     gatekeeper route set   vs/web -n shop --host web --canary v2 --stable v1 --owner web-gate --weight 0 --mirror 20
@@ -55,6 +56,12 @@ Ref = Annotated[
 ]
 Namespace = Annotated[str, typer.Option("--namespace", "-n", help="Namespace of the resource.")]
 Canary = Annotated[str, typer.Option("--canary", help="Canary backend (Service) name.")]
+MaybeCanary = Annotated[
+    str | None, typer.Option("--canary", help="Canary backend (default: from the Gate that owns the route).")
+]
+MaybeStable = Annotated[
+    str | None, typer.Option("--stable", help="Stable backend (default: from the Gate that owns the route).")
+]
 Stable = Annotated[str, typer.Option("--stable", help="Stable backend (Service) name.")]
 Owner = Annotated[
     str, typer.Option("--owner", help="Gate name that must be in the gatekeeper.dev/owner annotation.")
@@ -79,10 +86,17 @@ def register(app: typer.Typer) -> None:
 
 @route_app.command("show")
 def show(
-    ref: Ref, canary: Canary, stable: Stable, namespace: Namespace = "default", owner: Owner = "-",
-    host: Host = None, kubeconfig: Kubeconfig = None, context: Context = None, as_json: AsJson = False,
+    ref: Ref, canary: MaybeCanary = None, stable: MaybeStable = None, namespace: Namespace = "default",
+    owner: Owner = "-", host: Host = None, kubeconfig: Kubeconfig = None, context: Context = None,
+    as_json: AsJson = False,
 ) -> None:  # fmt: skip
-    """Show the current split, A/B match and mirror (reading needs no ownership)."""
+    """Show the current split, A/B match and mirror (reading needs no ownership). Without --canary/--stable
+    the backends come from the Gate named in the route's gatekeeper.dev/owner annotation, else from the one
+    Gate in the namespace whose routing names this route."""
+    if canary is None or stable is None:
+        found = _backends_from_gate(ref, namespace=namespace, kubeconfig=kubeconfig, context=context)
+        canary, stable = canary or found["canary"], stable or found["stable"]
+        host = host or found.get("host")
     router = _router(
         ref,
         namespace=namespace,
@@ -224,6 +238,67 @@ def _router(
         return make_router(target, api, max_weight=max_weight)
     except RoutingError as exc:
         raise _fail(2, str(exc)) from None
+
+
+def _backends_from_gate(
+    ref: str, *, namespace: str, kubeconfig: str | None, context: str | None
+) -> dict[str, str]:
+    """canary/stable (and host) of the route as the Gate that owns it names them."""
+    from kubernetes import client, config
+    from kubernetes.client.exceptions import ApiException
+    from kubernetes.config.config_exception import ConfigException
+
+    from gatekeeper.ops import actions
+    from gatekeeper.routing.base import APIS, OWNER_ANNOTATION
+
+    kind_text, _, name = ref.partition("/")
+    try:
+        kind = parse_kind(kind_text)
+    except RoutingError as exc:
+        raise _fail(2, str(exc)) from None
+    if kind == "nop" or not name:
+        raise _fail(2, f"{ref}: give --canary and --stable (a nop route has no Gate to read them from)")
+    try:
+        api = config.new_client_from_config(config_file=kubeconfig, context=context)
+    except (ConfigException, OSError, TypeError) as exc:
+        raise _fail(2, f"cannot load the kubeconfig ({kubeconfig or '~/.kube/config'}): {exc}") from None
+    spec = APIS[kind]
+    obj = None
+    for version in spec.versions:
+        try:
+            obj = _guard(lambda v=version: client.CustomObjectsApi(api).get_namespaced_custom_object(
+                spec.group, v, namespace, spec.plural, name))  # fmt: skip
+            break
+        except typer.Exit:
+            raise
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _fail(1, f"cannot read {spec.plural}/{name} in {namespace}: {exc.reason}") from None
+    if obj is None:
+        raise _fail(2, f"{spec.plural}/{name} not found in namespace {namespace}")
+    owner = ((obj.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION)
+    try:
+        views = actions.list_gates(api, namespace=namespace)
+    except actions.ActionError as exc:
+        raise _fail(1, f"cannot list the Gates in {namespace} to find this route's backends: {exc}") from None
+    mine = [v for v in views if v.routing and v.routing.get("name") == name and v.routing.get("kind") == kind]
+    chosen = next((v for v in views if v.name == owner and v.routing), None) if owner else None
+    if chosen is None and len(mine) == 1:
+        chosen = mine[0]
+    if chosen is None or not chosen.routing:
+        why = f"its owner Gate '{owner}' names no routing" if owner else "no Gate owns it"
+        raise _fail(2, f"{spec.plural}/{name}: {why}; pass --canary and --stable")
+    r = chosen.routing
+    canary, stable = (
+        r.get("canaryBackend") or r.get("canary_backend"),
+        r.get("stableBackend") or r.get("stable_backend"),
+    )
+    if not canary or not stable:
+        raise _fail(2, f"Gate {chosen.ref} names no canary/stable backends; pass --canary and --stable")
+    out = {"canary": str(canary), "stable": str(stable)}
+    if r.get("host"):
+        out["host"] = str(r["host"])
+    return out
 
 
 def _guard(call: Any) -> Any:
