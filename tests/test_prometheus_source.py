@@ -1,5 +1,8 @@
 """PrometheusSource on the wire: it asks for uncompressed answers (gzip cost ~35% of a query's CPU on a fast
-link) unless the gate's own headers say otherwise, and it sends the gate's headers with every query."""
+link) unless the gate's own headers say otherwise, and it sends the gate's headers with every query. Every
+result type of the HTTP API is read (scalar and string too, from a real Prometheus), and an answer that is not
+shaped like Prometheus' is a typed `SourceError` naming where it went wrong, never a traceback (these bodies
+are the inputs the fuzzer, tests/fuzz, found crashing the parser)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from gatekeeper.sources import QueryRejected, SourceUnavailable
 from gatekeeper.sources.prometheus import PrometheusSource
 
 BODY = json.dumps(
@@ -19,14 +23,15 @@ BODY = json.dumps(
 
 class Recorder(BaseHTTPRequestHandler):
     seen: list[dict[str, str]] = []
+    body = BODY
 
     def do_GET(self) -> None:
         type(self).seen.append({k.lower(): v for k, v in self.headers.items()})
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(BODY)))
+        self.send_header("Content-Length", str(len(self.body)))
         self.end_headers()
-        self.wfile.write(BODY)
+        self.wfile.write(self.body)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -65,3 +70,75 @@ def test_a_gate_behind_a_slow_link_can_ask_for_gzip(recorder):
     finally:
         source.close()
     assert seen[-1]["accept-encoding"] == "gzip"
+
+
+def test_a_scalar_answer_is_one_series_without_labels(prometheus):
+    source = PrometheusSource(prometheus.url)
+    try:
+        result = source.instant("scalar(vector(0.5))", at=1_700_000_000)
+    finally:
+        source.close()
+    assert len(result.series) == 1
+    assert result.series[0].labels == {}
+    assert result.scalar() == 0.5
+
+
+def test_a_query_that_returns_a_string_is_rejected_as_a_bad_query(prometheus):
+    source = PrometheusSource(prometheus.url)
+    try:
+        with pytest.raises(QueryRejected, match="returns a string"):
+            source.instant('"hello"', at=1_700_000_000)
+    finally:
+        source.close()
+
+
+def _answer(result: object) -> bytes:
+    return json.dumps({"status": "success", "data": {"resultType": "vector", "result": result}}).encode()
+
+
+@pytest.mark.parametrize(
+    ("body", "where"),
+    [
+        (b"{}", "without data.result"),
+        (b"[]", "without data.result"),
+        (b'{"status": "success", "data": null}', "without data.result"),
+        (b"<html>login</html>", "not JSON"),
+        (b"[" * 5000 + b"]" * 5000, "not JSON"),  # deeper than the JSON decoder's recursion limit
+        (_answer({"metric": {}}), "data.result is dict, not a list"),
+        (_answer([1, 2]), r"data.result\[0\] is int, not an object"),
+        (_answer([{"metric": [["a", "b"]], "value": [1, "1"]}]), r"data.result\[0\].metric"),
+        (_answer([{"metric": {"a": 1}, "value": [1, "1"]}]), r"data.result\[0\].metric"),
+        (_answer([{"metric": {}, "value": 7}]), r"data.result\[0\].value\[0\]"),
+        (_answer([{"metric": {}, "value": [1]}]), r"data.result\[0\].value\[0\]"),
+        (_answer([{"metric": {}, "value": [1, "abc"]}]), r"data.result\[0\].value\[0\]"),
+        (_answer([{"metric": {}, "value": ["1", "2"]}]), r"data.result\[0\].value\[0\]"),
+        (_answer([{"metric": {}, "value": [1e309, "2"]}]), r"data.result\[0\].value\[0\]"),
+    ],
+)
+def test_an_answer_not_shaped_like_prometheus_is_unavailable_naming_where(recorder, body, where):
+    url, _ = recorder
+    Recorder.body = body  # the handler class of this test's server reads its body from here
+    source = PrometheusSource(url, retries=0)
+    try:
+        with pytest.raises(SourceUnavailable, match=where):
+            source.instant("up", at=60)
+    finally:
+        source.close()
+        Recorder.body = BODY
+
+
+def test_range_values_that_are_not_a_list_are_named(recorder):
+    url, _ = recorder
+    Recorder.body = json.dumps(
+        {
+            "status": "success",
+            "data": {"resultType": "matrix", "result": [{"metric": {}, "values": {"a": 1}}]},
+        }
+    ).encode()
+    source = PrometheusSource(url, retries=0)
+    try:
+        with pytest.raises(SourceUnavailable, match=r"data.result\[0\].values is dict"):
+            source.range("up", start=0, end=60, step=15)
+    finally:
+        source.close()
+        Recorder.body = BODY

@@ -11,7 +11,9 @@ A gate whose Prometheus sits behind a slow link can ask for gzip with its own `A
 from __future__ import annotations
 
 import datetime as dt
+import math
 import time
+from typing import Any
 
 import numpy as np
 import requests
@@ -66,7 +68,8 @@ class PrometheusSource:
     def instant(self, query: str, *, at: float) -> QueryResult:
         t0 = time.perf_counter()
         data = self._call(query, lambda: self._client.custom_query(query, params={"time": f"{at:.3f}"}))
-        return QueryResult(query=query, series=_parse(data, instant=True), elapsed=time.perf_counter() - t0)
+        series = self._parse(query, data, instant=True)
+        return QueryResult(query=query, series=series, elapsed=time.perf_counter() - t0)
 
     def range(self, query: str, *, start: float, end: float, step: float) -> QueryResult:
         t0 = time.perf_counter()
@@ -79,11 +82,35 @@ class PrometheusSource:
                 step=f"{step:g}",
             ),
         )
-        return QueryResult(query=query, series=_parse(data, instant=False), elapsed=time.perf_counter() - t0)
+        series = self._parse(query, data, instant=False)
+        return QueryResult(query=query, series=series, elapsed=time.perf_counter() - t0)
+
+    def _parse(self, query: str, data: Any, *, instant: bool) -> tuple[Series, ...]:
+        try:
+            return parse_result(data, instant=instant)
+        except StringResult as e:
+            raise QueryRejected(str(e), query=query, url=self.url) from None
+        except MalformedAnswer as e:
+            raise SourceUnavailable(
+                f"{self.url} did not answer like Prometheus: {e}", query=query, url=self.url
+            ) from None
 
     def _call(self, query: str, fn):  # type: ignore[no-untyped-def]
         try:
             return fn()
+        except (KeyError, TypeError, IndexError) as e:  # a 200 answer without data.result
+            raise SourceUnavailable(
+                f"{self.url} did not answer like Prometheus: a 200 answer without data.result "
+                f"({type(e).__name__}: {str(e)[:80]})",
+                query=query,
+                url=self.url,
+            ) from None
+        except (requests.exceptions.JSONDecodeError, RecursionError) as e:  # before RequestException
+            raise SourceUnavailable(
+                f"{self.url} did not answer like Prometheus: the body is not JSON ({str(e)[:80]})",
+                query=query,
+                url=self.url,
+            ) from None
         except PrometheusApiClientException as e:
             status, detail = _status_of(str(e))
             if status is not None and 400 <= status < 500 and status not in _RETRY_STATUS:
@@ -133,14 +160,72 @@ def _short(e: Exception) -> str:
     return text[:200]
 
 
-def _parse(data: list[dict], *, instant: bool) -> tuple[Series, ...]:
+class MalformedAnswer(ValueError):
+    """A 200 answer whose `data.result` is not the shape Prometheus documents; the message names the path."""
+
+
+class StringResult(MalformedAnswer):
+    """The query returns a string (`resultType: string`), not numbers: the query is wrong, not the server."""
+
+
+def parse_result(data: Any, *, instant: bool) -> tuple[Series, ...]:
+    """`data.result` of a query answer as series (HTTP API: vector, matrix, scalar, string result types).
+
+    A scalar (an instant query like `scalar(...)`) is one series without labels. Values may be "NaN",
+    "+Inf", "-Inf" as Prometheus writes them. Anything else raises `MalformedAnswer` naming the path.
+    """
+    if data is None:
+        return ()
+    if instant and _is_pair(data) and isinstance(data[1], str):  # resultType scalar or string: [time, "v"]
+        if not _is_number(data[1]):
+            raise StringResult(
+                f"the query returns a string ({str(data[1])[:60]!r}), not a number: fix the query"
+            )
+        return (_series({}, [data], where="data.result"),)
+    if not isinstance(data, list):
+        raise MalformedAnswer(f"data.result is {type(data).__name__}, not a list")
     out = []
-    for item in data or []:
+    for i, item in enumerate(data):
+        where = f"data.result[{i}]"
+        if not isinstance(item, dict):
+            raise MalformedAnswer(f"{where} is {type(item).__name__}, not an object")
+        labels = item.get("metric", {})
+        if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
+            raise MalformedAnswer(f"{where}.metric is not an object of label strings")
         if instant:
-            pairs = [item["value"]] if "value" in item else []
+            pairs, key = ([item["value"]] if "value" in item else []), "value"
         else:
-            pairs = item.get("values", [])
-        ts = np.array([float(p[0]) for p in pairs], dtype=float)
-        vals = np.array([float(p[1]) for p in pairs], dtype=float)  # float('NaN'), '+Inf' parse fine
-        out.append(Series(labels=dict(item.get("metric", {})), timestamps=ts, values=vals))
+            pairs, key = item.get("values", []), "values"
+        if not isinstance(pairs, list):
+            raise MalformedAnswer(f"{where}.{key} is {type(pairs).__name__}, not a list")
+        out.append(_series(labels, pairs, where=f"{where}.{key}"))
     return tuple(out)
+
+
+def _series(labels: dict[str, str], pairs: list[Any], *, where: str) -> Series:
+    for j, p in enumerate(pairs):
+        if not _is_pair(p) or not _is_number(p[1]):
+            raise MalformedAnswer(f'{where}[{j}] is not a [time, "number"] pair: {str(p)[:60]}')
+    ts = np.array([float(p[0]) for p in pairs], dtype=float)
+    vals = np.array([float(p[1]) for p in pairs], dtype=float)  # "NaN", "+Inf" parse as Prometheus means
+    return Series(labels=dict(labels), timestamps=ts, values=vals)
+
+
+def _is_pair(p: Any) -> bool:
+    return (
+        isinstance(p, list)
+        and len(p) == 2
+        and isinstance(p[0], int | float)
+        and not isinstance(p[0], bool)
+        and math.isfinite(p[0])
+    )
+
+
+def _is_number(v: Any) -> bool:
+    if not isinstance(v, str):
+        return False
+    try:
+        float(v)
+    except ValueError:
+        return False
+    return True
