@@ -96,6 +96,14 @@ def test_unparsable_yaml_exits_2_naming_the_file_and_line(tmp_path):
     assert re.search(r"broken\.yaml:\d+", result.stderr), result.stderr
 
 
+def test_an_input_that_is_not_utf8_exits_2_naming_the_file_and_line(tmp_path):
+    bad = tmp_path / "latin1.yaml"  # a UnicodeDecodeError traceback before
+    bad.write_bytes(b"apiVersion: argoproj.io/v1alpha1\nkind: AnalysisTemplate\nmetadata: {name: caf\xe9}\n")
+    result = cli("import", str(bad))
+    assert result.exit_code == 2
+    assert "latin1.yaml:3: not UTF-8" in result.stderr, result.stderr
+
+
 def test_unparsable_json_exits_2_with_the_json_line(tmp_path):
     bad = tmp_path / "config.json"
     bad.write_text('{\n\t"name": "x",\n\t"metrics": [\n\t\t{"name": "a",}\n\t]\n}\n')

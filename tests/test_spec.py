@@ -135,6 +135,19 @@ def test_lint_reports_a_promql_syntax_error_with_the_signal(tmp_path):
     assert "signals[1] (t)" in proc.stderr and "does not parse" in proc.stderr
 
 
+def test_a_gate_file_that_is_not_utf8_is_an_error_naming_the_line(tmp_path):
+    bad = tmp_path / "g.yaml"  # found by the fuzzer (tests/fuzz, target spec): a UnicodeDecodeError traceback
+    bad.write_bytes(MINIMAL.encode() + b"  - {name: t, kind: threshold, query: 'caf\xe9', max: 1}\n")
+    with pytest.raises(SpecError) as e:
+        load_gate(bad)
+    (issue,) = e.value.issues
+    assert issue.line == 11 and "not UTF-8" in issue.message and "UTF-8" in issue.fix
+    proc = subprocess.run(
+        [sys.executable, "-m", "gatekeeper.cli.main", "lint", str(bad)], capture_output=True, text=True
+    )
+    assert proc.returncode == 2 and "g.yaml:11" in proc.stderr and "Traceback" not in proc.stderr
+
+
 def test_lint_accepts_the_example_gates():
     gates = sorted(str(p) for p in (ROOT / "gates").glob("*.yaml"))
     proc = subprocess.run(

@@ -214,6 +214,18 @@ def test_a_gate_resource_with_an_unreadable_status_is_listed_with_its_problem() 
     assert "status unreadable" in records[1].problem and "phase" in records[1].problem
 
 
+def test_a_gate_file_that_is_not_utf8_is_listed_with_its_problem_beside_the_others(tmp_path) -> None:
+    from gatekeeper.ops.views import load_gates_dir
+
+    (tmp_path / "good.yaml").write_text(
+        yaml.safe_dump({"kind": "Gate", "metadata": {"name": "good"}, "spec": {}})
+    )
+    (tmp_path / "bad.yaml").write_bytes(b"kind: Gate\nmetadata: {name: caf\xe9}\n")  # crashed the listing
+    records = {r.name: r for r in load_gates_dir(tmp_path).list_gates()}
+    assert set(records) == {"good", "bad"}
+    assert "utf-8" in records["bad"].problem and not records["good"].problem
+
+
 def test_gatekeeper_serve_starts_on_gate_files_and_answers_until_stopped() -> None:
     import socket
     import subprocess

@@ -176,7 +176,7 @@ def load_gates_dir(path: str | Path, *, namespace: str = "default") -> InMemoryG
     for file in sorted([*root.rglob("*.yaml"), *root.rglob("*.yml")]):
         try:
             raw = yaml.safe_load(file.read_text())
-        except (OSError, yaml.YAMLError) as e:
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
             records.append(GateRecord(namespace=namespace, name=file.stem, spec={}, problem=f"{file}: {e}"))
             continue
         if not isinstance(raw, dict) or raw.get("kind") != "Gate":

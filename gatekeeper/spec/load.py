@@ -60,12 +60,24 @@ def parse_args(pairs: list[str]) -> dict[str, str]:
 def load_gate(path: str | Path, *, args: dict[str, str] | None = None) -> GateSpec:
     p = Path(path)
     try:
-        text = p.read_text()
+        data = p.read_bytes()
     except OSError as e:
         raise SpecError(
             [SpecIssue("", f"cannot read {p}: {e.strerror}", "check the path")], source=str(p)
         ) from e
-    return load_gate_text(text, args=args, source=str(p))
+    return load_gate_text(decode_text(data, source=str(p)), args=args, source=str(p))
+
+
+def decode_text(data: bytes, *, source: str = "") -> str:
+    """A gate file's bytes as text: UTF-8 (YAML 1.2's default), else a `SpecError` naming the line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise SpecError(
+            [SpecIssue("", f"not UTF-8 text (byte 0x{data[e.start]:02x})", "save the file as UTF-8", line)],
+            source=source,
+        ) from None
 
 
 def load_gate_text(text: str, *, args: dict[str, str] | None = None, source: str = "") -> GateSpec:

@@ -78,3 +78,7 @@ def _read(path: str) -> tuple[str, str]:
     except OSError as e:
         fail(f"cannot read {path}: {e.strerror}")
         raise  # unreachable: fail exits
+    except UnicodeDecodeError as e:
+        line = Path(path).read_bytes()[: e.start].count(b"\n") + 1
+        fail(f"{path}:{line}: not UTF-8 text; save the file as UTF-8")
+        raise  # unreachable: fail exits
