@@ -3,6 +3,7 @@ peer-specific tests use (the real CLI app in-process, a real Prometheus loaded w
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -102,6 +103,19 @@ def test_an_input_that_is_not_utf8_exits_2_naming_the_file_and_line(tmp_path):
     result = cli("import", str(bad))
     assert result.exit_code == 2
     assert "latin1.yaml:3: not UTF-8" in result.stderr, result.stderr
+
+
+def test_a_field_name_from_the_input_cannot_break_or_write_into_the_imported_gate():
+    # found by the fuzzer (tests/fuzz, import-kayenta): a BEL in an unknown key's name went raw into the report
+    # comment and the gate file did not load (ReaderError); a line break would have written YAML into the gate
+    doc = json.loads((PEERS / "kayenta" / "checkout-canary.json").read_text())
+    doc["bell\u0007"] = 1
+    doc["x\nname: injected\u2028y: 1\x85z"] = 2
+    result = import_texts([("config.json", json.dumps(doc))])
+    gate = yaml.safe_load(result.text)
+    assert gate["name"] == "checkout-golden-signals" and "y" not in gate and "z" not in gate
+    assert "bell\\x07: no gatekeeper equivalent" in result.text
+    assert all(line.startswith("#") for line in result.text.split("apiVersion:")[0].splitlines())
 
 
 def test_unparsable_json_exits_2_with_the_json_line(tmp_path):

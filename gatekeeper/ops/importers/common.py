@@ -339,11 +339,11 @@ def guard_query(
 
 def dump_gate(gate: dict[str, Any], *, report: ImportReport, sources: list[str]) -> str:
     """The gate as YAML, headed by a comment saying where it came from and what the import reported."""
-    head = ["# Imported by `gatekeeper import` from: " + ", ".join(sources)]
+    head = ["# Imported by `gatekeeper import` from: " + _comment(", ".join(sources))]
     lines = report.lines()
     if lines:
         head.append("# Import report (also printed on stderr):")
-        head += [f"#   {line}" for line in lines]
+        head += [f"#   {_comment(line)}" for line in lines]
     ordered = {**gate, "signals": [_ordered(s) for s in gate.get("signals", [])]}
     body = yaml.dump(ordered, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=110)
     return "\n".join(head) + "\n" + body
@@ -366,6 +366,16 @@ _SIGNAL_ORDER = (
 def _ordered(signal: dict[str, Any]) -> dict[str, Any]:
     first = {k: signal[k] for k in _SIGNAL_ORDER if k in signal}
     return {**first, **{k: v for k, v in signal.items() if k not in first}}
+
+
+# what YAML can hold on one comment line (\x85, \u2028 and \u2029 are line breaks to a YAML 1.1 reader)
+_UNPRINTABLE = re.compile("[^\x09\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def _comment(text: str) -> str:
+    """Text from the input kept on one comment line: a line break would end the comment (and let an input's
+    field name write YAML into the gate), a character YAML cannot hold would make the file unloadable."""
+    return _UNPRINTABLE.sub(lambda m: m.group(0).encode("unicode_escape").decode("ascii"), text)
 
 
 class _Dumper(yaml.SafeDumper):
