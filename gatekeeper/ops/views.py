@@ -377,6 +377,21 @@ class GateDetail:
     escalation: dict[str, Any]
     approvals: tuple[str, ...]
     spec_yaml: str
+    stages: tuple[StageInfo, ...] = ()
+    in_stage_seconds: float | None = None  # time since the current stage began
+    window_closed: bool = False  # the current stage is past its rollback window
+    side_effects: int = 0  # canary side effects counted in the current stage
+
+
+@dataclass(frozen=True)
+class StageInfo:
+    """One stage as the progress strip shows it."""
+
+    index: int  # 1 = first
+    weight: float
+    min_duration: str
+    window: str  # "reversible", "forward-fix-only", "closes after 300 side effects or 30m"
+    state: str  # done | current | pending
 
 
 def gate_rows(records: Iterable[GateRecord], *, now: float) -> list[GateRow]:
@@ -423,7 +438,48 @@ def gate_detail(record: GateRecord, *, now: float) -> GateDetail:
         escalation=dict(st.escalation),
         approvals=tuple(st.approvals),
         spec_yaml=yaml.safe_dump(record.spec, sort_keys=False) if record.spec else "",
+        stages=_stages(record),
+        in_stage_seconds=None if st.stage_started_at is None else max(now - st.stage_started_at, 0.0),
+        window_closed=bool(st.window_closed),
+        side_effects=int(st.side_effects or 0),
     )
+
+
+def _stages(record: GateRecord) -> tuple[StageInfo, ...]:
+    raw = record.spec.get("stages") if isinstance(record.spec.get("stages"), list) else [{"weight": 100}]
+    st = record.status
+    finished = st.phase.value == "Promoted"
+    out = []
+    for i, s in enumerate(raw):
+        s = s if isinstance(s, dict) else {}
+        state = "done" if finished or i < st.stage else ("current" if i == st.stage else "pending")
+        weight = s.get("weight")
+        out.append(
+            StageInfo(
+                index=i + 1,
+                weight=float(weight)
+                if isinstance(weight, int | float) and not isinstance(weight, bool)
+                else 0.0,
+                min_duration=str(s.get("minDuration") or ""),
+                window=_window_text(s.get("rollbackWindow")),
+                state=state,
+            )
+        )
+    return tuple(out)
+
+
+def _window_text(raw: Any) -> str:
+    if not isinstance(raw, dict):
+        return "reversible"
+    mode = str(raw.get("mode") or "reversible")
+    if mode != "closes":
+        return mode
+    parts = []
+    if raw.get("afterSideEffects") is not None:
+        parts.append(f"{raw['afterSideEffects']} side effects")
+    if raw.get("after") is not None:
+        parts.append(str(raw["after"]))
+    return "closes after " + (" or ".join(parts) or "?")
 
 
 def _as_dict(x: Any) -> dict[str, Any]:

@@ -46,7 +46,8 @@ from gatekeeper.web.serving import BackgroundServer
 __all__ = ["BackgroundServer", "create_app", "default_evaluator"]
 
 _SECURITY_HEADERS = {
-    "content-security-policy": "default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; "
+    "content-security-policy": "default-src 'none'; script-src 'self'; connect-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; form-action 'self'; "
     "frame-ancestors 'none'; base-uri 'none'",
     "x-content-type-options": "nosniff",
     "referrer-policy": "no-referrer",
@@ -118,6 +119,7 @@ def create_app(
     routes: list[Any] = [
         Route("/", pages.index),
         Route("/gates/{namespace}/{name}", pages.gate),
+        Route("/gates/{namespace}/{name}/decisions/{at}", pages.decision),
         Route("/gates/{namespace}/{name}/{action:str}", pages.act, methods=["POST"]),
         Route("/api/gates", pages.api_list),
         Route("/api/gates/{namespace}/{name}", pages.api_gate),
@@ -190,6 +192,8 @@ class _Pages:
             html = dashboard.render_list([], root=_root(request), writable=self.writable, problem=str(e))
             return HTMLResponse(html, status_code=503)
         rows = gate_rows(records, now=self.clock())
+        if request.query_params.get("fragment") == "live":
+            return HTMLResponse(dashboard.render_live_list(rows, root=_root(request)), headers=_NO_STORE)
         return HTMLResponse(dashboard.render_list(rows, root=_root(request), writable=self.writable))
 
     async def gate(self, request: Request) -> HTMLResponse:
@@ -203,6 +207,9 @@ class _Pages:
         notice = request.query_params.get("done", "")
         failed = request.query_params.get("failed", "")
         detail = gate_detail(record, now=self.clock())
+        if request.query_params.get("fragment") == "live":
+            live = dashboard.render_live_detail(detail, root=_root(request))
+            return HTMLResponse(live, headers=_NO_STORE)
         html = dashboard.render_detail(
             detail,
             root=_root(request),
@@ -211,6 +218,32 @@ class _Pages:
             notice_error=bool(failed),
         )
         return HTMLResponse(html)
+
+    async def decision(self, request: Request) -> HTMLResponse:
+        """The report of one recorded decision (the look whose history entry is at `at`). Decisions are
+        rendered from what the repository recorded (`decision_report`, when it offers one); without a recorded
+        report the page says so and shows the history entry it has, never a recomputation."""
+        ns, name, at = (request.path_params[k] for k in ("namespace", "name", "at"))
+        try:
+            when = float(at)
+            record = await run_in_threadpool(self.repository.get_gate, namespace=ns, name=name)
+        except ValueError:
+            return HTMLResponse(self._message("Not found", f"'{at}' is not a decision time", request), 404)
+        except GateNotFound as e:
+            return HTMLResponse(self._message("Not found", str(e), request), status_code=404)
+        except RepositoryUnavailable as e:
+            return HTMLResponse(self._message("Unavailable", str(e), request), status_code=503)
+        entry = next((h for h in record.status.history if abs(h.time - when) < 0.001), None)
+        if entry is None:
+            message = f"{ns}/{name} has no decision recorded at {at}: it may have left the bounded history"
+            return HTMLResponse(self._message("Not found", message, request), status_code=404)
+        reporter = getattr(self.repository, "decision_report", None)
+        if reporter is not None:
+            html = await run_in_threadpool(reporter, namespace=ns, name=name, at=entry.time)
+            if html:
+                return HTMLResponse(html)
+        page = dashboard.render_decision(record.namespace, record.name, entry, root=_root(request))
+        return HTMLResponse(page)
 
     async def act(self, request: Request) -> Response:
         ns, name, action = (request.path_params[k] for k in ("namespace", "name", "action"))
@@ -277,6 +310,9 @@ class _Pages:
 
     def _message(self, title: str, message: str, request: Request) -> str:
         return dashboard.render_message(title, message, root=_root(request), writable=self.writable)
+
+
+_NO_STORE = {"cache-control": "no-store"}
 
 
 def _row_json(r: Any) -> dict[str, Any]:
