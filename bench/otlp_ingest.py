@@ -167,7 +167,7 @@ def main() -> None:
     best = min(runs, key=lambda r: r[0] + r[1])
     ingest, sweep, store = best
     stats = store.stats()
-    judged = sum(c for c, _ in stats.rule_counts.values())
+    judged = sum(c for c, *_ in stats.rule_counts.values())
     assert judged == args.traces, (judged, args.traces)
     memory = open_trace_memory(bodies, args.traces)
     total = ingest + sweep

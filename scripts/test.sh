@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The test command: set up everything the tests need (Debian packages, .venv, the test kube-apiserver and
-# Helm built from Go modules into a cache), run the linters, then the whole suite on real components.
+# Helm, and Jaeger for the trace-backend tests, built from Go modules into a cache), run the linters, then the
+# whole suite on real components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --with-browser
 scripts/kube-apiserver.sh --with-helm
+scripts/jaeger.sh
 export GATEKEEPER_REQUIRE_KUBE=1
 echo "== ruff"
 .venv/bin/ruff check gatekeeper tests bench

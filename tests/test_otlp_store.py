@@ -9,7 +9,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from prometheus_client import CollectorRegistry, generate_latest
 
 from gatekeeper.sim.shop import SimClock
-from gatekeeper.sources.traces import IntakeCollector, StoreLimits, TraceStore
+from gatekeeper.sources.traces import IntakeCollector, Rule, StoreLimits, TraceStore
 from gatekeeper.spec.signals import InvariantSignal
 
 T0 = 1_700_000_040.0
@@ -275,7 +275,12 @@ def test_the_intake_counters_are_exported_on_a_registry_the_caller_owns(clock):
     text = generate_latest(registry).decode()
     assert 'gatekeeper_otlp_spans_received_total{version="canary"} 5.0' in text
     assert 'gatekeeper_otlp_spans_dropped_total{reason="open-trace cap",version="canary"} 3.0' in text
-    assert 'gatekeeper_otlp_invariant_violations_total{rule="partial-checkout",version="canary"} 1.0' in text
+    key = Rule.of(RULE).key
+    assert f'gatekeeper_otlp_invariant_violations_total{{rule="{key}",version="canary"}} 1.0' in text
+    assert (
+        f'gatekeeper_otlp_rule_info{{description="{Rule.of(RULE).describe()}",rule="{key}",signals="{RULE.name}"}} 1.0'
+        in text
+    )
     assert "gatekeeper_otlp_open_traces 0.0" in text
 
 
@@ -288,3 +293,33 @@ def test_bad_limits_and_windows_are_refused_with_the_field_named(clock):
         TraceStore(clock=clock).invariant_counts(RULE, arm="canary", start=T0, end=T0 + 60, step=0)
     with pytest.raises(TypeError, match="not an invariant signal"):
         TraceStore(clock=clock).watch(object())
+
+
+def test_a_trace_split_across_two_intakes_is_incomplete_never_a_violation(clock):
+    a = TraceStore(clock=clock, rules=[RULE], confirm_violations=True)
+    b = TraceStore(clock=clock, rules=[RULE], confirm_violations=True)
+    split = checkout(1, t=T0)
+    a.ingest(request([s for s in split if s["name"] != "order.create"]))  # root + payment here
+    b.ingest(request([s for s in split if s["name"] == "order.create"]))  # the order on the peer
+    a.ingest(request(checkout(2, t=T0, order=None) + checkout(3, t=T0)))  # a real violation, and a pass
+    clock.advance(31)
+    assert a.stats().pending == 0 and counts(a).violations.sum() == 0  # judged, but held for the peers
+    assert a.stats().pending == 2  # trace 1 (split) and trace 2 (a true violation)
+    assert a.settle(lambda ids: set(b.holds(ids))) == (1, 1)
+    c = counts(a)
+    assert (c.checked.sum(), c.violations.sum()) == (2, 1) and c.examples == (tid(2).hex(),)
+    assert c.dropped_spans > 0  # the split trace is lost evidence in its window
+    key = Rule.of(RULE).key
+    assert a.stats().rule_counts[(key, "canary")] == (2, 1, 1)
+
+
+def test_peers_that_cannot_answer_leave_violations_unconfirmed_as_incomplete(clock):
+    a = TraceStore(clock=clock, rules=[RULE], confirm_violations=True)
+    a.ingest(request(checkout(2, t=T0, order=None)))
+    clock.advance(31)
+
+    def unreachable(ids: list[bytes]) -> set[bytes]:
+        raise ConnectionError("peer down")
+
+    assert a.settle(unreachable) == (0, 1)
+    assert a.stats().rule_counts[(Rule.of(RULE).key, "canary")] == (0, 0, 1)

@@ -225,7 +225,7 @@ def test_a_writer_beyond_the_in_flight_limit_gets_429_with_retry_after() -> None
         release.wait(20)
         yield body[5:]
 
-    with IntakeServer(create_otlp_app(store, max_inflight=1)) as server:
+    with IntakeServer(create_otlp_app(store, max_inflight=1, queue_seconds=0.3)) as server:
         url = f"{server.url}/v1/traces"
         results: list[object] = []
 

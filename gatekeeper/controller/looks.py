@@ -16,6 +16,7 @@ from gatekeeper.judge import Judgement, aggregate, evaluate_gate
 from gatekeeper.signals import Window
 from gatekeeper.sources.base import MetricsSource, TraceSource
 from gatekeeper.sources.prometheus import PrometheusSource
+from gatekeeper.sources.traces.select import TraceSources
 from gatekeeper.spec.models import GateSpec, PrometheusSettings
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.status import GateStatus
@@ -63,7 +64,8 @@ class Looker:
         source_factory: SourceFactory | None = None,
     ) -> None:
         self.prometheus_url = prometheus_url
-        self.traces = traces  # the OTLP intake's store, for trace-invariant signals
+        self.traces = traces  # the OTLP intake's store in this process, for trace-invariant signals
+        self._trace_sources = TraceSources(local=traces)  # else Jaeger, else the intakes' counters
         self.max_signal_workers = max_signal_workers
         self._factory = source_factory or prometheus_source
         self._local = threading.local()
@@ -91,7 +93,7 @@ class Looker:
                 stage=stage,
                 stage_started=started,
                 max_workers=self.max_signal_workers,
-                traces=self.traces,
+                traces=self._trace_sources.for_gate(gate, self.source(gate)),
             )
         except Exception as e:  # a bug or an unforeseen answer: visible, never a pass
             log.exception("gate %s: evaluation failed", gate.name)

@@ -50,7 +50,25 @@ class PrometheusSettings(SpecModel):
         return v.rstrip("/")
 
 
+class JaegerSettings(SpecModel):
+    """Read the window's traces from an existing Jaeger (its query API, `/api/v3/traces`) instead of the intake."""
+
+    url: str = Field(description="Jaeger query base URL, e.g. http://jaeger-query.tracing:16686.")
+    service: str = Field(min_length=1, description="Service whose traces to fetch (the root spans' service).")
+    timeout: Duration = Field(default=10.0, gt=0, description="Per-request timeout.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        if "${" not in v:
+            HttpUrl(v)
+        return v.rstrip("/")
+
+
 class TraceSettings(SpecModel):
+    jaeger: JaegerSettings | None = Field(
+        default=None, description="Fetch traces from this Jaeger instead of gatekeeper's own intake."
+    )
     version_attribute: str = Field(
         default="service.version",
         description="Resource or span attribute whose value tells canary from baseline.",

@@ -186,6 +186,12 @@ class Auth:
         )
         return " + ".join(parts) or "no authentication"
 
+    def bearer(self) -> str | None:
+        """The first accepted token, for this process's own calls to its peers (None without tokens)."""
+        if self._tokens is None:
+            return None
+        return self._tokens.current()[0].decode()
+
     def valid(self, given: str | bytes | None) -> bool:
         """True when `given` is an accepted token (constant time over every accepted token)."""
         if self._tokens is None:

@@ -7,7 +7,8 @@ Answers as the OTLP/HTTP spec asks, in the request's own encoding (protobuf or J
 * 400 malformed body, 413 body over the size limit (before or after gzip), 415 unsupported media type or
   content encoding: a `google.rpc.Status` with a short reason (plain text when the media type is unknown);
 * 401/403 without or with a wrong bearer token (`auth`, see `gatekeeper.web.auth`);
-* 429 with `Retry-After` when more than `max_inflight` requests are being read and ingested at once, and 503
+* 429 with `Retry-After` when `max_inflight` requests are being read and ingested and a further one waited
+  `queue_seconds` for a slot (its body not yet read), and 503
   with `Retry-After` when the store is full (`sink.full()`): a flooding writer is told to back off (OTLP
   senders retry both with backoff) instead of the intake buffering without bound. Memory stays bounded by
   `max_inflight` × `max_decoded_bytes` plus the store's caps.
@@ -20,6 +21,7 @@ a 400 with the exception's type, never a 5xx (a 5xx makes OTLP senders retry the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, Protocol
 
@@ -54,6 +56,7 @@ __all__ = [
 DEFAULT_MAX_BODY = 4 * 1024 * 1024  # on the wire
 DEFAULT_MAX_DECODED = 16 * 1024 * 1024  # after gzip
 DEFAULT_MAX_INFLIGHT = 8  # requests read, decoded and ingested at once
+DEFAULT_QUEUE_SECONDS = 5.0  # how long an export waits for a slot before 429
 RETRY_AFTER_SECONDS = 1
 
 _GRPC_CODE = {400: 3, 413: 8, 415: 3, 429: 8, 503: 14}  # INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE
@@ -79,17 +82,18 @@ def otlp_routes(
     max_body_bytes: int = DEFAULT_MAX_BODY,
     max_decoded_bytes: int = DEFAULT_MAX_DECODED,
     max_inflight: int = DEFAULT_MAX_INFLIGHT,
+    queue_seconds: float = DEFAULT_QUEUE_SECONDS,
     auth: Auth | None = None,
 ) -> list[Route]:
-    """The intake route, for mounting in any Starlette app."""
+    """The intake route, for mounting in any Starlette app. An export waits up to `queue_seconds` for one of
+    the `max_inflight` slots (before its body is read), then gets 429."""
     if max_body_bytes < 1 or max_decoded_bytes < 1 or max_inflight < 1:
         raise ValueError("max_body_bytes, max_decoded_bytes and max_inflight must be positive")
     auth = auth or Auth.none()
     full = getattr(sink, "full", None)
-    inflight = 0
+    slots = asyncio.Semaphore(max_inflight)
 
     async def export(request: Request) -> Response:
-        nonlocal inflight
         if (denied := auth.deny(request)) is not None:
             return denied
         content_type = request.headers.get("content-type")
@@ -97,15 +101,16 @@ def otlp_routes(
             media = media_type(content_type)
         except UnsupportedMedia as e:
             return Response(str(e) + "\n", status_code=415, media_type="text/plain")
-        if inflight >= max_inflight:
-            return _busy(media, 429, f"more than {max_inflight} exports in flight: retry later")
         if full is not None and full():
             return _busy(media, 503, "the intake is full (open-span or open-trace cap): retry later")
-        inflight += 1  # the event loop is single-threaded: no lock needed
+        try:
+            await asyncio.wait_for(slots.acquire(), timeout=queue_seconds)
+        except TimeoutError:
+            return _busy(media, 429, f"{max_inflight} exports in flight for {queue_seconds:g}s: retry later")
         try:
             return await _export(request, media, content_type)
         finally:
-            inflight -= 1
+            slots.release()
 
     async def _export(request: Request, media: str, content_type: str | None) -> Response:
         try:

@@ -4,8 +4,10 @@
     registry.register(IntakeCollector(store))
 
 Exported: spans received and dropped per version (and drop reason), open traces and spans, completed and
-orphaned traces, and per rule and version the traces checked and violating: the counts that, summed over
-intake replicas in Prometheus, give the trace-invariant signal at volume.
+orphaned traces, the newest span per version, and per rule and version the traces checked, violating and
+incomplete: the counts that, summed over intake replicas in Prometheus, the controller's invariant signal reads
+(`gatekeeper.sources.traces.prometheus`). The `rule` label is `Rule.key` (a hash of the rule itself, so equal
+rules in different Gates share it); `gatekeeper_otlp_rule_info` maps it to the signal names and the rule.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from prometheus_client.registry import Collector
 
 from gatekeeper.sources.traces.store import TraceStore
 
-__all__ = ["IntakeCollector"]
+__all__ = ["PREFIX", "IntakeCollector"]
+
+PREFIX = "gatekeeper_otlp"
 
 
 class IntakeCollector(Collector):
-    def __init__(self, store: TraceStore, *, prefix: str = "gatekeeper_otlp") -> None:
+    def __init__(self, store: TraceStore, *, prefix: str = PREFIX) -> None:
         self._store = store
         self._prefix = prefix
 
@@ -56,11 +60,34 @@ class IntakeCollector(Collector):
         violations = CounterMetricFamily(
             f"{p}_invariant_violations", "Traces violating a rule.", labels=["rule", "version"]
         )
-        for (rule, version), (c, v) in sorted(s.rule_counts.items()):
+        incomplete = CounterMetricFamily(
+            f"{p}_invariant_incomplete_traces",
+            "Traces a rule would have judged whose spans did not all reach this intake (root lost, or spans "
+            "held by another intake): neither checked nor violating.",
+            labels=["rule", "version"],
+        )
+        for (rule, version), (c, v, i) in sorted(s.rule_counts.items()):
             checked.add_metric([rule, version], c)
             violations.add_metric([rule, version], v)
-        yield from (received, dropped, completed, orphaned, checked, violations)
+            incomplete.add_metric([rule, version], i)
+        info = GaugeMetricFamily(
+            f"{p}_rule_info", "The rules this intake judges: key, signal names, the rule.",
+            labels=["rule", "signals", "description"],
+        )  # fmt: skip
+        for key, (names, description) in sorted(s.rules.items()):
+            info.add_metric([key, names, description], 1)
+        newest = GaugeMetricFamily(
+            f"{p}_newest_span_timestamp_seconds",
+            "End time of the newest span, per version.",
+            labels=["version"],
+        )
+        for version, t in sorted(s.newest_span.items()):
+            newest.add_metric([version], t)
+        yield from (received, dropped, completed, orphaned, checked, violations, incomplete, info, newest)
         yield GaugeMetricFamily(f"{p}_open_traces", "Traces being assembled.", value=s.open_traces)
         yield GaugeMetricFamily(
             f"{p}_open_spans", "Spans held in traces being assembled.", value=s.open_spans
+        )
+        yield GaugeMetricFamily(
+            f"{p}_pending_violations", "Violations waiting for the peer intakes' answer.", value=s.pending
         )

@@ -10,6 +10,7 @@ must end by then (it may also end before `when`, as an order created before the 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,6 +42,22 @@ class Rule:
             )
         except AttributeError as e:
             raise TypeError(f"not an invariant signal: {type(signal).__name__} has no {e.name!r}") from None
+
+    @property
+    def key(self) -> str:
+        """A short stable id of the rule (the `rule` label of the intake's counters): equal rules in different
+        Gates share it, and the controller computes the same one from its own copy of the signal."""
+        text = "\x1f".join(
+            (
+                self.root,
+                self.when_span,
+                self.when_status,
+                self.require_span,
+                self.require_status,
+                f"{self.within:g}",
+            )
+        )
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def describe(self) -> str:
         return (

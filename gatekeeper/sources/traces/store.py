@@ -87,7 +87,12 @@ class IntakeStats:
     traces_orphaned: dict[str, int]  # completed without a root span
     open_traces: int
     open_spans: int
-    rule_counts: dict[tuple[str, str], tuple[int, int]]  # (rule name, version) -> (checked, violations)
+    # (rule key, version) -> (checked, violations, incomplete): incomplete = traces the rule would have judged
+    # whose spans did not all reach this intake (root lost, or spans held by a peer intake)
+    rule_counts: dict[tuple[str, str], tuple[int, int, int]]
+    rules: dict[str, tuple[str, str]] = field(default_factory=dict)  # rule key -> (signal names, description)
+    newest_span: dict[str, float] = field(default_factory=dict)  # version -> newest span end (unix s)
+    pending: int = 0  # violations waiting for the peers' answer
 
 
 _NONE = "(none)"  # version label of spans without the version attribute
@@ -107,7 +112,7 @@ class _Open:
 
 class _RuleState:
     def __init__(self, name: str, limits: StoreLimits) -> None:
-        self.name = name
+        self.names = {name}
         self.limits = limits
         self.counts: dict[str, Buckets] = {}  # version -> [checked, violations]
         self.examples: dict[str, deque[tuple[float, str]]] = {}
@@ -119,13 +124,19 @@ class _RuleState:
             lim = self.limits
             self.lost[version] = Buckets(resolution=lim.resolution, width=1, max_buckets=lim.max_buckets)
         self.lost[version].add(t, (spans,))
+        self._totals(version)[2] += 1
+
+    def _totals(self, version: str) -> list[int]:
+        if version not in self.totals:
+            self.totals[version] = [0, 0, 0]
+        return self.totals[version]
 
     def record(self, version: str, t: float, violated: bool, trace_id: bytes) -> None:
         if version not in self.counts:
             lim = self.limits
             self.counts[version] = Buckets(resolution=lim.resolution, width=2, max_buckets=lim.max_buckets)
             self.examples[version] = deque(maxlen=lim.max_examples)
-            self.totals[version] = [0, 0]
+        self._totals(version)
         self.counts[version].add(t, (1, 1 if violated else 0))
         totals = self.totals[version]
         totals[0] += 1
@@ -142,6 +153,9 @@ class TraceStore:
         version_attribute: resource (or span) attribute telling versions apart, e.g. `service.version`.
         completion_timeout: seconds after a trace's last span before it is judged.
         rules: invariant signals to watch from the start (more can be watched later with `watch`).
+        confirm_violations: hold each violation until `settle` asks the peer intakes whether they hold spans
+            of the trace (several intakes behind a trace-ID load balancer): a trace split across intakes is
+            then counted as incomplete, never as a violation. Off for a single intake.
     """
 
     def __init__(
@@ -152,6 +166,7 @@ class TraceStore:
         completion_timeout: float = 30.0,
         limits: StoreLimits | None = None,
         rules: tuple[Any, ...] | list[Any] = (),
+        confirm_violations: bool = False,
     ) -> None:
         if not completion_timeout > 0:
             raise ValueError(f"completion_timeout must be > 0 seconds, got {completion_timeout!r}")
@@ -173,6 +188,9 @@ class TraceStore:
         self._completed: dict[str, int] = {}
         self._orphaned: dict[str, int] = {}
         self._next_prune = float("-inf")
+        self._newest: dict[str, float] = {}
+        self._confirm = confirm_violations
+        self._suspects: list[tuple[_RuleState, str, float, bytes, int]] = []
         self._bucket_args = {"resolution": lim.resolution, "max_buckets": lim.max_buckets}
         for signal in rules:
             self.watch(signal)
@@ -181,9 +199,12 @@ class TraceStore:
     def watch(self, signal: Any) -> Rule:
         """Start judging completed traces against `signal`'s rule (no effect if already watched)."""
         rule = Rule.of(signal)
+        name = getattr(signal, "name", rule.root)
         with self._lock:
             if rule not in self._rules:
-                self._rules[rule] = _RuleState(getattr(signal, "name", rule.root), self.limits)
+                self._rules[rule] = _RuleState(name, self.limits)
+            elif len(self._rules[rule].names) < 16:
+                self._rules[rule].names.add(name)
         return rule
 
     # -- intake ---------------------------------------------------------------------------------------------
@@ -255,6 +276,8 @@ class TraceStore:
                 self._names[name] = name
         trace.spans += (name, span.status.code, end)
         self._open_spans += 1
+        if end > self._newest.get(label, 0.0):
+            self._newest[label] = end
         trace.last_seen = now
         if not span.parent_span_id:
             trace.root_name, trace.root_end, trace.root_version = name, end, version
@@ -321,8 +344,42 @@ class TraceStore:
         view = TraceView(root_name=trace.root_name, spans=trace.spans)
         for rule, state in self._rules.items():
             applies, violated = judge(rule, view)
-            if applies:
+            if applies and violated and self._confirm:
+                self._suspects.append((state, version, trace.root_end, tid, len(trace.spans) // 3))
+            elif applies:
                 state.record(version, trace.root_end, violated, tid)
+
+    # -- several intakes ------------------------------------------------------------------------------------
+    def holds(self, trace_ids: list[bytes]) -> list[bytes]:
+        """The trace ids this intake holds or recently judged spans of (a peer's question before it counts a
+        violation)."""
+        with self._lock:
+            return [t for t in trace_ids if t in self._open or t in self._done]
+
+    def settle(self, held_elsewhere: Callable[[list[bytes]], set[bytes]]) -> tuple[int, int]:
+        """Count the violations held back by `confirm_violations`: a trace whose spans a peer also holds is
+        incomplete, the rest are violations. `held_elsewhere` asks the peers (outside the lock); when it raises,
+        nothing can be confirmed and every held violation counts as incomplete (never as a violation).
+        Returns (violations, incomplete)."""
+        with self._lock:
+            self._sweep(self._clock())
+            suspects, self._suspects = self._suspects, []
+        if not suspects:
+            return 0, 0
+        try:
+            split = held_elsewhere(sorted({s[3] for s in suspects}))
+        except Exception:
+            split = {s[3] for s in suspects}
+        violations = incomplete = 0
+        with self._lock:
+            for state, version, t, tid, spans in suspects:
+                if tid in split:
+                    state.lose(version, t, spans)
+                    incomplete += 1
+                else:
+                    state.record(version, t, True, tid)
+                    violations += 1
+        return violations, incomplete
 
     def _prune(self, now: float) -> None:
         before = now - self.limits.retention
@@ -372,9 +429,13 @@ class TraceStore:
     def stats(self) -> IntakeStats:
         with self._lock:
             rule_counts = {
-                (state.name, version): (totals[0], totals[1])
-                for state in self._rules.values()
+                (rule.key, version): (totals[0], totals[1], totals[2])
+                for rule, state in self._rules.items()
                 for version, totals in state.totals.items()
+            }
+            rules = {
+                rule.key: (",".join(sorted(state.names)), rule.describe())
+                for rule, state in self._rules.items()
             }
             return IntakeStats(
                 spans_received=dict(self._received),
@@ -384,6 +445,9 @@ class TraceStore:
                 open_traces=len(self._open),
                 open_spans=self._open_spans,
                 rule_counts=rule_counts,
+                rules=rules,
+                newest_span=dict(self._newest),
+                pending=len(self._suspects),
             )
 
 
