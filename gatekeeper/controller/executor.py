@@ -58,7 +58,7 @@ from gatekeeper.routing.match import Match
 from gatekeeper.spec.models import GateSpec, Stage
 from gatekeeper.spec.status import GateStatus, Intent
 
-__all__ = ["POINTS", "CrashPoints", "Executor", "KillAt", "NoCrash", "Outcome"]
+__all__ = ["KILL_POINTS", "MID_POINTS", "POINTS", "CrashPoints", "Executor", "KillAt", "NoCrash", "Outcome"]
 
 log = logging.getLogger("gatekeeper.controller")
 
@@ -71,6 +71,12 @@ POINTS = (
     "before-status-write",  # a status write without a routing change (a hold, a request)
     "after-status-write",
 )
+# reached right before a request leaves: with a delay (``POINT:N~MS``) the kill lands while it is in flight
+MID_POINTS = (
+    "during-route-write",  # after the Lease check, before each routing PATCH
+    "during-hook-call",  # before a gating hook's HTTP call
+)
+KILL_POINTS = POINTS + MID_POINTS
 
 
 class CrashPoints(Protocol):
@@ -85,29 +91,48 @@ class NoCrash:
 
 
 class KillAt:
-    """A chaos tool: SIGKILL this process the ``count``-th time ``point`` is reached (``kill -9``, no cleanup)."""
+    """A chaos tool: SIGKILL this process the ``count``-th time ``point`` is reached (``kill -9``, no cleanup),
+    or ``delay`` seconds after it (from a timer thread: the work at that point, a write or a hook call, goes on
+    and is cut off wherever it is)."""
 
-    def __init__(self, point: str, count: int = 1) -> None:
-        if point not in POINTS:
-            raise ValueError(f"crash point {point!r} is unknown; use one of: {', '.join(POINTS)}")
-        self.point, self.count, self.seen = point, count, 0
+    def __init__(self, point: str, count: int = 1, *, delay: float = 0.0) -> None:
+        if point not in KILL_POINTS:
+            raise ValueError(f"crash point {point!r} is unknown; use one of: {', '.join(KILL_POINTS)}")
+        if count < 1 or delay < 0:
+            raise ValueError(f"crash point {point!r}: count must be >= 1 and delay >= 0")
+        self.point, self.count, self.delay, self.seen = point, count, delay, 0
 
     @classmethod
     def parse(cls, text: str) -> KillAt:
-        """``POINT`` or ``POINT:N``."""
-        point, _, n = text.partition(":")
-        return cls(point, int(n) if n else 1)
+        """``POINT``, ``POINT:N`` or ``POINT:N~MS`` (kill MS milliseconds after the N-th time)."""
+        point, _, rest = text.partition(":")
+        n, _, ms = rest.partition("~")
+        try:
+            return cls(point, int(n) if n else 1, delay=float(ms) / 1000 if ms else 0.0)
+        except ValueError as e:
+            raise ValueError(f"--crash-at {text!r}: {e}; write POINT[:N][~MS]") from None
 
     def reached(self, point: str) -> None:
         if point != self.point:
             return
         self.seen += 1
-        if self.seen >= self.count:
-            import os
-            import signal
+        if self.seen == self.count:
+            import threading
 
-            log.warning("chaos: killing this process at %s (#%d)", point, self.seen)
-            os.kill(os.getpid(), signal.SIGKILL)
+            log.warning(
+                "chaos: killing this process at %s (#%d) in %.0f ms", point, self.seen, self.delay * 1e3
+            )
+            if self.delay:
+                threading.Timer(self.delay, _kill_self).start()
+            else:
+                _kill_self()
+
+
+def _kill_self() -> None:
+    import os
+    import signal
+
+    os.kill(os.getpid(), signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -163,6 +188,8 @@ class Executor:
         if gate.dry_run:
             return HookAnswer(ok=True, message="not called: dry run")
         hooks = [h for h in gate.hooks if h.type == kind]
+        if hooks:
+            self.hooks.reached("during-hook-call")
         return call_all(
             self.webhooks, hooks, lambda h: hook_body(h, name=ref.name, namespace=ref.namespace, status=s)
         )

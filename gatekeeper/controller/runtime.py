@@ -437,10 +437,15 @@ class Controller:
             target = RouteTarget(
                 r.kind, r.namespace or ref.namespace, r.name, r.canary_backend, r.stable_backend, gate.name
             )
-            router = make_router(target, self.api, fence=self._confirm)
+            router = make_router(target, self.api, fence=self._route_fence)
         if slot is not None:
             slot.router, slot.router_key = router, key
         return router
+
+    def _route_fence(self) -> None:
+        """Before every routing write: the Lease check (one GET), then the chaos point right before the PATCH."""
+        self._confirm()
+        self.executor.hooks.reached("during-route-write")
 
     def _report(self, slot: _Slot, reason: str, message: str) -> None:
         if slot.reported == message:

@@ -115,7 +115,7 @@ def run(
     ] = None,
     clock_rate: Annotated[float, typer.Option(hidden=True, help="Gate seconds per real second.")] = 1.0,
     crash_at: Annotated[
-        str | None, typer.Option(hidden=True, help="Chaos: kill -9 self at POINT[:N].")
+        str | None, typer.Option(hidden=True, help="Chaos: kill -9 self at POINT[:N][~MS] (MS ms after).")
     ] = None,
 ) -> None:
     """Watch Gate resources and walk each rollout through its stages."""
