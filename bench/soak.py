@@ -1,0 +1,117 @@
+"""Reliability at volume: the controller under thousands of kill -9s, leader failovers, Prometheus outages, a
+fighting writer and an upgrade mid-rollout, on the real kube-apiserver + etcd and a real Prometheus.
+
+    nice -n 19 .venv/bin/python bench/soak.py crashes  [--kills 2000]     # part 1, about an hour on 2 cores
+    .venv/bin/python bench/soak.py failover [--cycles 100]                # part 2 (timings: run on a quiet machine)
+    .venv/bin/python bench/soak.py outages  [--outages 200]               # part 3
+    .venv/bin/python bench/soak.py fight    [--fights 50]                 # part 4
+    .venv/bin/python bench/soak.py upgrade  [--gates 500]                 # part 5
+    .venv/bin/python bench/soak.py PART --quick                           # the CI-sized run (tests/test_soak.py)
+
+Each part starts its own etcd + kube-apiserver (``scripts/kube-apiserver.sh`` builds it) and Prometheus under a
+temporary directory, prints progress, and writes ``bench/results/soak-PART.json`` (``soak-PART-quick.json`` with
+``--quick``) with the figures, their goals, the load average before and after and ``--quiet-machine`` as
+declared by whoever ran it. The harness itself lives in ``tests/soak/`` (the pytest quick modes call the same
+functions); what each figure means is in each part's module docstring.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+PARTS = ("crashes", "failover", "outages", "fight", "upgrade")
+GOALS: dict[str, dict[str, Any]] = {
+    "crashes": {"kills": ">= 2000", "lost": 0, "doubled": 0, "exceeding_stage_weight": 0,
+                "stages_shorter_than_minimum": 0, "analyses_restarted": 0},
+}  # fmt: skip
+
+
+def say(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run_part(part: str, a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from tests.soak.world import World
+
+    with World.started(workdir) as world:
+        if part == "crashes":
+            from tests.soak.crashes import CrashPlan, run_crashes
+
+            plan = CrashPlan(kills=8, rate=60.0, seed=a.seed) if a.quick else CrashPlan(
+                kills=a.kills, seed=a.seed)  # fmt: skip
+            say(f"crashes: {plan.kills:,} kill -9s, {plan.gates_per_kind} gates per router kind per epoch, "
+                f"gate clock x{plan.rate:g}")  # fmt: skip
+            return {"plan": plan.__dict__, **run_crashes(world, plan, say=say)}
+    raise SystemExit(f"part {part!r} is not built yet")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("part", choices=PARTS)
+    ap.add_argument("--quick", action="store_true", help="the CI-sized run")
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--kills", type=int, default=2000, help="crashes: kill -9s in all")
+    ap.add_argument("--quiet-machine", action="store_true", help="declare that nothing else ran meanwhile")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory (logs of failed epochs)")
+    ap.add_argument("--out", type=Path, default=None)
+    a = ap.parse_args()
+    load_before = os.getloadavg()
+    workdir = Path(tempfile.mkdtemp(prefix=f"gk-soak-{a.part}-"))
+    t0 = time.monotonic()
+    try:
+        result = run_part(a.part, a, workdir)
+    finally:
+        if not a.keep:
+            subprocess.run(["rm", "-rf", str(workdir)], check=False)
+        else:
+            say(f"work directory kept: {workdir}")
+    doc = {
+        "benchmark": f"soak-{a.part}",
+        "mode": "quick" if a.quick else "full",
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "commit": _commit(),
+        "seconds": round(time.monotonic() - t0, 1),
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "niceness": os.nice(0),
+            "quiet_declared": a.quiet_machine,
+            "load_before": load_before,
+            "load_after": os.getloadavg(),
+        },
+        "goals": GOALS.get(a.part, {}),
+        **result,
+    }
+    out = a.out or ROOT / "bench" / "results" / f"soak-{a.part}{'-quick' if a.quick else ''}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(doc, indent=2, default=str) + "\n")
+    figures = result.get("figures", {})
+    say(
+        f"{a.part}: {json.dumps(figures)}; wrote {out.relative_to(ROOT) if out.is_relative_to(ROOT) else out}"
+    )
+    return 0
+
+
+def _commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                              text=True, check=True).stdout.strip()  # fmt: skip
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())
