@@ -170,7 +170,7 @@ def main() -> int:
             if r["finding"] and r["finding"]["input"] and Path(r["finding"]["input"]).exists():
                 keep = out_path.with_name(f"fuzz-finding-{r['target']}-{Path(r['finding']['input']).name}")
                 keep.write_bytes(Path(r["finding"]["input"]).read_bytes())
-                r["finding"]["input"] = str(keep.relative_to(ROOT))
+                r["finding"]["input"] = _shown(keep)
     totals = {
         "inputs": sum(r["inputs"] for r in results),
         "uncaught": sum(r["uncaught"] for r in results),
@@ -208,9 +208,13 @@ def main() -> int:
     out_path.write_text(json.dumps(doc, indent=2) + "\n")
     say(f"total {totals['inputs']:,} inputs in {totals['seconds']:.0f} s: {totals['uncaught']} uncaught, "
         f"{totals['hangs_over_1s']} inputs over 1 s of CPU (slowest {totals['slowest_input_cpu_ms']:.0f} ms), {totals['memory_over_limit']} over {RSS_LIMIT_MB} MB "
-        f"(peak RSS {totals['rss_peak_mb']} MB); wrote {out_path.relative_to(ROOT)}")  # fmt: skip
+        f"(peak RSS {totals['rss_peak_mb']} MB); wrote {_shown(out_path)}")  # fmt: skip
     clean = not (totals["uncaught"] or totals["hangs_over_1s"] or totals["memory_over_limit"])
     return 0 if clean else 1
+
+
+def _shown(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _commit() -> str:
