@@ -63,7 +63,7 @@ class Intake:
     def __init__(self, *, port: int, gates: Path, token_file: Path, peers: Sequence[int] = ()) -> None:
         self.port, self.url = port, f"http://127.0.0.1:{port}"
         args = ["--port", str(port), "--gates-dir", str(gates), "--token-file", str(token_file)]
-        args += ["--completion-timeout", "1", "--log-level", "warning"]
+        args += ["--completion-timeout", "1", "--log-level", "warning", "--grpc-port", "0"]
         if peers:
             args += ["--peers", ",".join(f"http://127.0.0.1:{p}" for p in peers)]
         self.proc = subprocess.Popen([sys.executable, "-m", "gatekeeper.cli.main", "intake", *args])

@@ -265,3 +265,17 @@ def test_a_full_store_answers_503_until_the_clock_completes_its_traces() -> None
         assert post(3).status_code == 200
     spans = len(checkout(1, t=T0))
     assert sum(store.stats().spans_received.values()) == 3 * spans  # the refused export never reached it
+
+
+def test_the_controller_and_the_intake_refuse_a_public_address_without_auth(tmp_path: Path) -> None:
+    gk = [sys.executable, "-m", "gatekeeper.cli.main"]
+    controller = subprocess.run(
+        [*gk, "controller", "run", "--dashboard-port", "0", "--dashboard-host", "0.0.0.0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert controller.returncode == 2 and "refusing to serve the dashboard" in controller.stderr
+    intake = subprocess.run(
+        [*gk, "intake", "--host", "0.0.0.0", "--gates-dir", str(ROOT / "gates")],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert intake.returncode == 2 and "refusing to serve the intake" in intake.stderr

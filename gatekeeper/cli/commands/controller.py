@@ -9,8 +9,10 @@ campaigns again), 2 bad input.
 
 ``--metrics-port`` serves Prometheus metrics about the gates at ``/metrics`` (``gatekeeper.web.metrics``: verdicts,
 stage, weight, phase, e-values with their thresholds, effects with their limits, actions and analysis aborts);
-``--dashboard-port`` serves the read-only dashboard (and ``/metrics`` again). Both are off unless given (the Helm
+``--dashboard-port`` serves the dashboard (and ``/metrics`` again). Both are off unless given (the Helm
 chart gives 9464 and 8080); 0 picks a free port, logged at start. Only the leader has gate metrics to export.
+The dashboard also serves the judge endpoints ``/integrations/*``: beyond loopback it needs ``--token-file``
+(or mutual TLS) unless ``--insecure-no-auth``; with a token, approve/abort are enabled too.
 
 ``--config`` reads the defaults file the Helm chart mounts (``charts/gatekeeper/templates/configmap.yaml``)::
 
@@ -102,6 +104,18 @@ def run(
         ),
     ] = None,
     dashboard_host: Annotated[str, typer.Option(help="Address of the dashboard.")] = "0.0.0.0",
+    token_file: Annotated[
+        str | None,
+        typer.Option(
+            help="Bearer token(s) for the dashboard's approve/abort and /integrations/* (a mounted Secret)."
+        ),
+    ] = None,
+    tls_cert: Annotated[str | None, typer.Option(help="Serve the dashboard over HTTPS (PEM).")] = None,
+    tls_key: Annotated[str | None, typer.Option(help="The certificate's private key (PEM).")] = None,
+    client_ca: Annotated[str | None, typer.Option(help="Require client certificates (mTLS).")] = None,
+    insecure_no_auth: Annotated[
+        bool, typer.Option(help="Serve the dashboard beyond loopback without authentication.")
+    ] = False,
     config: Annotated[
         Path | None,
         typer.Option(help="YAML defaults: source.prometheus for gates that set none, routers, headers dir."),
@@ -144,6 +158,15 @@ def run(
             else SystemClock()
         )
         defaults = _load_config(config) if config is not None else None
+        auth, warning = _auth(
+            dashboard_port is not None,
+            host=dashboard_host,
+            token_file=token_file,
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            client_ca=client_ca,
+            insecure_no_auth=insecure_no_auth,
+        )
     except ValueError as e:
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
@@ -172,9 +195,15 @@ def run(
             url = _start(servers, metrics.asgi_app(), host=metrics_host, port=metrics_port, what="/metrics")
             log.info("serving metrics at %s/metrics", url)
         if metrics is not None and dashboard_port is not None:
-            app = _dashboard(api, namespace=namespace, prometheus=prometheus, metrics=metrics)
-            url = _start(servers, app, host=dashboard_host, port=dashboard_port, what="the dashboard")
-            log.info("serving the read-only dashboard at %s/", url)
+            if warning:
+                log.warning(warning)
+            app = _dashboard(api, namespace=namespace, prometheus=prometheus, metrics=metrics, auth=auth)
+            tls = auth.tls.uvicorn_options() if auth.tls is not None else None
+            url = _start(
+                servers, app, host=dashboard_host, port=dashboard_port, what="the dashboard", tls=tls
+            )
+            log.info("serving the %sdashboard at %s/", "" if auth.has_token else "read-only ", url)
+            log.info("dashboard authentication: %s", auth.describe())
         controller = Controller(
             api,
             settings,
@@ -210,21 +239,45 @@ def _api_client(kubeconfig: str | None, context: str | None) -> Any:
         raise typer.Exit(2) from None
 
 
-def _start(stack: contextlib.ExitStack, app: Any, *, host: str, port: int, what: str) -> str:
+def _auth(on: bool, *, host: str, insecure_no_auth: bool, **flags: Any) -> tuple[Any, str | None]:
+    """The dashboard's `Auth` and the warning to log; ValueError when it may not listen as asked."""
+    from gatekeeper.web.auth import Auth, check_exposure
+
+    auth = Auth.configure(**flags)
+    if not on:
+        return auth, None
+    warning = check_exposure(
+        host=host, auth=auth, insecure_no_auth=insecure_no_auth, what="the dashboard and /integrations/*"
+    )
+    return auth, warning
+
+
+def _start(
+    stack: contextlib.ExitStack,
+    app: Any,
+    *,
+    host: str,
+    port: int,
+    what: str,
+    tls: dict[str, Any] | None = None,
+) -> str:
     """Serve ``app`` on a background thread until ``stack`` closes; exit 2 when the address is taken."""
     from gatekeeper.web.serving import BackgroundServer
 
     try:
-        server = stack.enter_context(BackgroundServer(app, host=host, port=port, name=f"gatekeeper {what}"))
+        server = stack.enter_context(
+            BackgroundServer(app, host=host, port=port, name=f"gatekeeper {what}", tls=tls)
+        )
     except (OSError, RuntimeError) as e:
         typer.echo(f"error: cannot serve {what} on {host}:{port}: {e}", err=True)
         raise typer.Exit(2) from None
     return server.url
 
 
-def _dashboard(api: Any, *, namespace: str | None, prometheus: str | None, metrics: Any) -> Any:
-    """The dashboard over the controller's own API client: read-only (no token), its ``/metrics`` the
-    controller's; the Argo/Flagger endpoints' looks are not recorded there (they are not the controller's)."""
+def _dashboard(api: Any, *, namespace: str | None, prometheus: str | None, metrics: Any, auth: Any) -> Any:
+    """The dashboard over the controller's own API client: approve/abort and ``/integrations/*`` behind ``auth``
+    (read-only without a token), its ``/metrics`` the controller's; the Argo/Flagger endpoints' looks are not
+    recorded there (they are not the controller's). Their trace-invariant signals read the intakes' counters."""
     from gatekeeper.ops.views import KubernetesGateRepository
     from gatekeeper.web.app import create_app, default_evaluator
 
@@ -232,6 +285,7 @@ def _dashboard(api: Any, *, namespace: str | None, prometheus: str | None, metri
         repository=KubernetesGateRepository(api, namespace=namespace),
         metrics=metrics,
         evaluate=default_evaluator(prometheus=prometheus),
+        auth=auth,
     )
 
 

@@ -11,6 +11,7 @@ docs/traces.md for the deployment shapes.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from typing import Annotated
@@ -28,6 +29,11 @@ def register(app: typer.Typer) -> None:
 
 def intake(
     port: Annotated[int, typer.Option(min=0, max=65535, help="Port of /v1/traces, /metrics, probes.")] = 4318,
+    grpc_port: Annotated[
+        int,
+        typer.Option(min=0, max=65535, help="Port of OTLP/gRPC (what the Collector's load balancer speaks)."),
+    ] = 4317,
+    grpc: Annotated[bool, typer.Option("--grpc/--no-grpc", help="Also serve OTLP/gRPC.")] = True,
     host: Annotated[str, typer.Option(help="Address to bind (0.0.0.0 in a pod: needs auth).")] = "127.0.0.1",
     kubeconfig: Annotated[str | None, typer.Option(help="Watch Gates with this kubeconfig.")] = None,
     context: Annotated[str | None, typer.Option(help="Kubeconfig context.")] = None,
@@ -70,6 +76,7 @@ def intake(
     from gatekeeper.sources.traces import StoreLimits, TraceStore
     from gatekeeper.web.auth import Auth, InsecureExposure, check_exposure
     from gatekeeper.web.intake import Peers, RuleWatcher, Settler, create_intake_app
+    from gatekeeper.web.otlp_grpc import GrpcIntake
 
     logging.basicConfig(
         level=getattr(logging, log_level.upper(), logging.INFO),
@@ -119,7 +126,16 @@ def intake(
              "with" if peer_set else "no")  # fmt: skip
     tls = auth.tls.uvicorn_options() if auth.tls is not None else {}
     try:
-        with Settler(store, peers=peer_set if peer_set else None):
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(Settler(store, peers=peer_set if peer_set else None))
+            if grpc:
+                try:
+                    served = stack.enter_context(
+                        GrpcIntake(store, auth=auth, host=host, port=grpc_port, max_inflight=max_inflight)
+                    )
+                except (OSError, RuntimeError) as e:
+                    _fail(f"cannot serve OTLP/gRPC on {host}:{grpc_port}: {e}")
+                log.info("OTLP/gRPC on %s:%d", host, served.port)
             uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **tls)
     finally:
         rules.stop()
