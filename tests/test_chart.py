@@ -80,9 +80,19 @@ def render(
     return [d for d in yaml.load_all(_RENDERED[key], Loader=Loader) if d]
 
 
-def one(objs: list[dict[str, Any]], kind: str, suffix: str = "") -> dict[str, Any]:
-    found = [o for o in objs if o["kind"] == kind and o["metadata"]["name"].endswith(suffix)]
-    assert len(found) == 1, f"{len(found)} {kind} named *{suffix}"
+def one(
+    objs: list[dict[str, Any]], kind: str, suffix: str = "", *, component: str = "controller"
+) -> dict[str, Any]:
+    """The one object of `kind` named *`suffix` of `component` (objects without a component label count for
+    every component: RBAC, ConfigMaps)."""
+    found = [
+        o
+        for o in objs
+        if o["kind"] == kind
+        and o["metadata"]["name"].endswith(suffix)
+        and (o["metadata"].get("labels") or {}).get("app.kubernetes.io/component", component) == component
+    ]
+    assert len(found) == 1, f"{len(found)} {kind} named *{suffix} of {component}"
     return found[0]
 
 
@@ -189,8 +199,7 @@ def test_the_config_holds_a_valid_gate_source_and_the_header_secret_is_mounted(h
     assert (source.prometheus.url, source.prometheus.timeout) == ("http://thanos:10902", 15.0)
     assert source.prometheus.headers == {"X-Scope-OrgID": "shop"}
     pod = one(objs, "Deployment")["spec"]["template"]["spec"]
-    secret = next(v for v in pod["volumes"] if "secret" in v)
-    assert secret["secret"]["secretName"] == "prom-auth"
+    secret = next(v for v in pod["volumes"] if v.get("secret", {}).get("secretName") == "prom-auth")
     mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == secret["name"])
     assert mount["mountPath"] == config["prometheusHeadersDir"]
 
@@ -520,3 +529,236 @@ def test_the_admission_policy_makes_requests_name_their_author_and_approvals_com
         actions.pause(bob, namespace=ns, name="web", by="alice")  # a shell claiming someone else
     assert actions.pause(bob, namespace=ns, name="web").changed  # through the CLI's path: accepted
     assert actions.approve(alice, namespace=ns, name="web").changed
+
+
+# -- the intake, the token Secret, shards -------------------------------------------------------------------------
+def intake_pod(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    return dict(one(objs, "Deployment", "-intake", component="intake")["spec"]["template"]["spec"])
+
+
+def test_the_intake_renders_with_its_services_the_token_secret_and_the_controllers_hardening(
+    helm: Path,
+) -> None:
+    objs = render(helm)
+    pod = intake_pod(objs)
+    (c,) = pod["containers"]
+    assert c["command"] == ["gatekeeper", "intake"]
+    assert {"--in-cluster", "--host=0.0.0.0", "--token-file=/etc/gatekeeper/token/token"} <= set(c["args"])
+    assert not [a for a in c["args"] if a.startswith("--peers")]  # one replica: no peers to ask
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True and pod["securityContext"]["runAsNonRoot"]
+    secret = one(objs, "Secret", "-token")
+    assert len(secret["data"]["token"]) >= 40  # base64 of 40 random characters
+    for p in (pod, one(objs, "Deployment")["spec"]["template"]["spec"]):
+        token = next(v for v in p["volumes"] if v["name"] == "token")
+        assert token["secret"]["secretName"] == secret["metadata"]["name"]
+        mount = next(m for m in p["containers"][0]["volumeMounts"] if m["name"] == "token")
+        assert mount["mountPath"] == "/etc/gatekeeper/token" and mount["readOnly"]
+    assert (
+        "--token-file=/etc/gatekeeper/token/token"
+        in one(objs, "Deployment")["spec"]["template"]["spec"]["containers"][0]["args"]
+    )
+    service = one(objs, "Service", "-intake", component="intake")
+    ports = {p["name"]: p["port"] for p in service["spec"]["ports"]}
+    assert ports == {"otlp-http": 4318, "otlp-grpc": 4317}
+    peers = one(objs, "Service", "-intake-peers", component="intake")
+    assert peers["spec"]["clusterIP"] == "None"
+    labels = one(objs, "Deployment", "-intake", component="intake")["spec"]["template"]["metadata"]["labels"]
+    assert service["spec"]["selector"].items() <= labels.items()
+    controller_service = one(objs, "Service")  # the controller's Service never selects intake pods
+    assert not controller_service["spec"]["selector"].items() <= labels.items()
+    role = one(objs, "ClusterRole", "-intake")
+    assert role["rules"] == [
+        {"apiGroups": ["gatekeeper.dev"], "resources": ["gates"], "verbs": ["get", "list", "watch"]}
+    ]
+
+
+def test_several_intakes_ask_each_other_through_the_headless_service(helm: Path) -> None:
+    objs = render(helm, "intake.replicaCount=3")
+    (c,) = intake_pod(objs)["containers"]
+    peers = one(objs, "Service", "-intake-peers", component="intake")["metadata"]["name"]
+    assert (
+        f"--peers-dns={peers}.gatekeeper-system.svc:4318" in c["args"] and "--self-ip=$(POD_IP)" in c["args"]
+    )
+    assert one(objs, "Deployment", "-intake", component="intake")["spec"]["replicas"] == 3
+
+
+def test_every_flag_the_chart_passes_the_intake_is_one_it_takes(helm: Path) -> None:
+    from typer.main import get_command
+
+    from gatekeeper.cli.main import app
+
+    command = get_command(app).commands["intake"]  # type: ignore[attr-defined]
+    known = {opt for p in command.params for opt in p.opts}
+    for sets in ((), ("intake.replicaCount=2", "watchNamespace=shop"), ("auth.insecureNoAuth=true",)):
+        (c,) = intake_pod(render(helm, *sets))["containers"]
+        flags = {a.split("=", 1)[0] for a in c["args"]}
+        assert flags <= known, sorted(flags - known)
+
+
+def test_an_existing_secret_or_insecure_no_auth_replace_the_generated_token(helm: Path) -> None:
+    objs = render(helm, "auth.existingSecret=my-token")
+    assert not [o for o in objs if o["kind"] == "Secret"]
+    token = next(v for v in intake_pod(objs)["volumes"] if v["name"] == "token")
+    assert token["secret"]["secretName"] == "my-token"
+    objs = render(helm, "auth.insecureNoAuth=true")
+    for pod in (intake_pod(objs), one(objs, "Deployment")["spec"]["template"]["spec"]):
+        assert "--insecure-no-auth" in pod["containers"][0]["args"]
+        assert not [v for v in pod["volumes"] if v["name"] == "token"]
+
+
+def test_shards_render_one_controller_deployment_per_shard_each_with_its_lease(helm: Path) -> None:
+    objs = render(helm, "shards=3", "replicaCount=2")
+    shards = sorted(
+        (o for o in objs if o["kind"] == "Deployment" and "-shard-" in o["metadata"]["name"]),
+        key=lambda o: o["metadata"]["name"],
+    )
+    assert [o["metadata"]["name"] for o in shards] == [f"gk-gatekeeper-shard-{i}" for i in range(3)]
+    selectors = [json.dumps(o["spec"]["selector"], sort_keys=True) for o in shards]
+    assert len(set(selectors)) == 3  # no Deployment adopts another shard's pods
+    for i, o in enumerate(shards):
+        (c,) = o["spec"]["template"]["spec"]["containers"]
+        assert f"--shard={i}/3" in c["args"] and o["spec"]["replicas"] == 2
+    role = one(objs, "Role", "-leader-election")
+    names = next(r["resourceNames"] for r in role["rules"] if "resourceNames" in r)
+    assert names == [f"gatekeeper-controller-shard-{i}-of-3" for i in range(3)]
+    service = one(objs, "Service")  # the dashboard Service spans every shard
+    for o in shards:
+        assert service["spec"]["selector"].items() <= o["spec"]["template"]["metadata"]["labels"].items()
+
+
+def sa_kubeconfig(cluster: KubeCluster, admin: Any, ns: str, sa: str, path: Path) -> Path:
+    from kubernetes import client
+
+    token = client.CoreV1Api(admin).create_namespaced_service_account_token(
+        sa, ns, {"spec": {"expirationSeconds": 3600}}
+    )
+    cfg = {
+        "apiVersion": "v1", "kind": "Config", "current-context": "sa",
+        "clusters": [{"name": "c", "cluster": {"server": cluster.server, "certificate-authority": str(cluster.ca_file)}}],
+        "users": [{"name": "sa", "user": {"token": token.status.token}}],
+        "contexts": [{"name": "sa", "context": {"cluster": "c", "user": "sa"}}],
+    }  # fmt: skip
+    path.write_text(yaml.safe_dump(cfg))
+    return path
+
+
+def invariant_gate(name: str, *, require: str) -> dict[str, Any]:
+    spec = example_spec()
+    spec["signals"] = [
+        *spec["signals"],
+        {"name": f"{name}-rule", "kind": "invariant", "root": "checkout",
+         "when": {"span": "payment.capture"}, "require": {"span": require}, "within": "30s"},
+    ]  # fmt: skip
+    return gate_resource(name, spec)
+
+
+@pytest.mark.k8s
+def test_installed_with_shards_and_intakes_the_intake_learns_every_gates_rules_with_its_own_rbac(
+    helm: Path, kube_cluster: KubeCluster, kube_admin: Any, kube_namespace: str, tmp_path: Path
+) -> None:
+    """The chart applied to the real API server with two shards and two intake replicas: RBAC lets each do its
+    job only; then `gatekeeper intake`, as the intake's ServiceAccount with the chart's token Secret, learns the
+    rules of the Gates that exist and of one created while it runs, and guards /v1/traces with that token."""
+    import base64
+    import subprocess
+    import sys
+
+    import httpx
+    from kubernetes import client
+
+    from gatekeeper.sim.prometheus import free_port
+    from gatekeeper.sources.traces import Rule
+    from gatekeeper.spec.signals import InvariantSignal
+    from gatekeeper.web.intake import wait_ready
+
+    ns = kube_namespace
+    _, objs = installed(helm, kube_admin, ns, "shards=2", "intake.replicaCount=2")
+    intake_sa = one(objs, "ServiceAccount", "-intake", component="intake")["metadata"]["name"]
+    controller_sa = one(objs, "ServiceAccount")["metadata"]["name"]
+    intake, controller = (sa_client(kube_cluster, kube_admin, ns, sa) for sa in (intake_sa, controller_sa))
+    assert all(can(intake, v, "gatekeeper.dev", "gates", "elsewhere") for v in ("get", "list", "watch"))
+    for denied in (("patch", "gatekeeper.dev", "gates"), ("patch", "gatekeeper.dev", "gates/status"),
+                   ("get", "", "secrets"), ("create", "coordination.k8s.io", "leases")):  # fmt: skip
+        assert not can(intake, *denied, ns), denied
+    for shard in range(2):
+        lease = f"gatekeeper-controller-shard-{shard}-of-2"
+        assert can(controller, "update", "coordination.k8s.io", "leases", ns, lease)
+    assert not can(controller, "update", "coordination.k8s.io", "leases", ns, "gatekeeper-controller")
+    assert len([o for o in objs if o["kind"] == "Deployment" and "-shard-" in o["metadata"]["name"]]) == 2
+
+    secret = client.CoreV1Api(kube_admin).read_namespaced_secret(
+        one(objs, "Secret", "-token")["metadata"]["name"], ns
+    )
+    token = base64.b64decode(secret.data["token"]).decode()
+    (tmp_path / "token").write_text(token)
+    custom = client.CustomObjectsApi(kube_admin)
+    custom.create_namespaced_custom_object(
+        "gatekeeper.dev", "v1alpha1", ns, "gates", invariant_gate("before", require="order.create")
+    )
+    kubeconfig = sa_kubeconfig(kube_cluster, kube_admin, ns, intake_sa, tmp_path / "kubeconfig")
+    port = free_port()
+    (c,) = intake_pod(objs)["containers"]
+    chart_args = [a for a in c["args"] if a.split("=")[0] in ("--version-attribute", "--completion-timeout",
+                                                              "--max-open-traces", "--max-open-spans")]  # fmt: skip
+    proc = subprocess.Popen([
+        sys.executable, "-m", "gatekeeper.cli.main", "intake", "--kubeconfig", str(kubeconfig), "--namespace", ns,
+        "--port", str(port), "--grpc-port", "0", "--token-file", str(tmp_path / "token"), *chart_args,
+    ])  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url)
+        custom.create_namespaced_custom_object(
+            "gatekeeper.dev", "v1alpha1", ns, "gates", invariant_gate("after", require="receipt.sent")
+        )
+        keys = {
+            Rule.of(InvariantSignal.model_validate(s)).key
+            for g in (invariant_gate("before", require="order.create"), invariant_gate("after", require="receipt.sent"))
+            for s in g["spec"]["signals"] if s["kind"] == "invariant"
+        }  # fmt: skip
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            text = httpx.get(f"{url}/metrics").text
+            if all(f'rule="{k}"' in text for k in keys):
+                break
+            time.sleep(0.3)
+        assert all(f'rule="{k}"' in text for k in keys), text
+        assert httpx.get(f"{url}/readyz").status_code == 200
+        body = {"resourceSpans": []}
+        assert httpx.post(f"{url}/v1/traces", json=body).status_code == 401
+        ok = httpx.post(f"{url}/v1/traces", json=body, headers={"Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+@pytest.mark.k8s
+def test_the_intake_pod_passes_the_restricted_pod_security_standard(
+    helm: Path, kube_admin: Any, kube_namespace: str
+) -> None:
+    from kubernetes import client
+
+    ns = kube_namespace
+    core = client.CoreV1Api(kube_admin)
+    core.patch_namespace(ns, {"metadata": {"labels": {"pod-security.kubernetes.io/enforce": "restricted"}}})
+    _, objs = installed(helm, kube_admin, ns)
+    template = one(objs, "Deployment", "-intake", component="intake")["spec"]["template"]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gk-intake", **template["metadata"]},
+           "spec": template["spec"]}  # fmt: skip
+    core.create_namespaced_pod(ns, pod)  # admitted by the API server's own admission
+
+
+def test_the_example_collector_config_routes_by_trace_id_to_the_charts_intake_peers_with_the_token(
+    helm: Path,
+) -> None:
+    example = yaml.safe_load((CHART / "examples" / "otel-collector.yaml").read_text())
+    lb = example["exporters"]["loadbalancing/gatekeeper"]
+    assert lb["routing_key"] == "traceID"
+    assert lb["protocol"]["otlp"]["headers"]["authorization"] == "Bearer ${env:GATEKEEPER_TOKEN}"
+    objs = render(helm, release="release", namespace="namespace")  # the placeholders, as helm spells names
+    peers = one(objs, "Service", "-intake-peers", component="intake")
+    assert lb["resolver"]["k8s"]["service"].lower() == f"{peers['metadata']['name']}.namespace"
+    grpc_port = next(p["port"] for p in peers["spec"]["ports"] if p["name"] == "otlp-grpc")
+    assert lb["resolver"]["k8s"]["ports"] == [grpc_port]
+    assert "loadbalancing/gatekeeper" in example["service"]["pipelines"]["traces/gatekeeper"]["exporters"]
+    assert one(objs, "Secret", "-token")["metadata"]["name"] == "release-gatekeeper-token"

@@ -68,3 +68,32 @@ gatekeeper/routing/rbac.py by `gatekeeper crd --chart`), for the enabled routers
 {{- end -}}
 {{- toYaml $rules -}}
 {{- end -}}
+
+{{/* The controller's pods: the release's labels plus its component (the intake has its own). */}}
+{{- define "gatekeeper.controllerSelectorLabels" -}}
+{{ include "gatekeeper.selectorLabels" . }}
+app.kubernetes.io/component: controller
+{{- end -}}
+
+{{- define "gatekeeper.intakeSelectorLabels" -}}
+{{ include "gatekeeper.selectorLabels" . }}
+app.kubernetes.io/component: intake
+{{- end -}}
+
+{{/* The Secret holding the bearer token (key `token`). */}}
+{{- define "gatekeeper.tokenSecret" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-token" (include "gatekeeper.fullname" .)) -}}
+{{- end -}}
+
+{{/* The Lease names the controller Role may renew: one per shard. */}}
+{{- define "gatekeeper.leaseNames" -}}
+{{- $names := list -}}
+{{- if le (int .Values.shards) 1 -}}
+{{- $names = append $names .Values.leaderElection.leaseName -}}
+{{- else -}}
+{{- range $i := until (int .Values.shards) -}}
+{{- $names = append $names (printf "%s-shard-%d-of-%d" $.Values.leaderElection.leaseName $i (int $.Values.shards)) -}}
+{{- end -}}
+{{- end -}}
+{{- $names | toJson -}}
+{{- end -}}
