@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import signal
+import threading
 import time
 from typing import Any
 
@@ -19,6 +20,7 @@ from gatekeeper.sim.scenario import ArmProfile
 from tests.controller_support import (
     BUSY,
     RouteRecorder,
+    controller_in_process,
     create_gate,
     gate_body,
     gate_status,
@@ -30,6 +32,7 @@ from tests.controller_support import (
     status_managers,
     wait_for,
 )
+from tests.soak.promproxy import PromProxy
 
 pytestmark = pytest.mark.k8s
 RATE = 30.0
@@ -132,3 +135,40 @@ def test_a_paused_leader_wakes_up_deposed_writes_nothing_and_exits(rollout, kube
     weights = recorder.values()
     assert weights == sorted(set(weights)) and set(weights) <= {1, 5, 25, 50, 100}, weights
     assert b.poll() is None  # the new leader goes on
+
+
+def test_a_graceful_stop_lets_the_look_in_flight_write_its_advance_before_releasing_the_lease(
+    crd, kube_admin, kube_namespace, prometheus, load_scenario
+):  # type: ignore[no-untyped-def]
+    # found by the failover soak (tests/soak/failover.py): a stop cancelled the gate tasks, which dropped their
+    # reconciles from the in-flight set, so the Lease was released while a look was still running and its
+    # writes could land after a standby took over (or were refused and the decision lost)
+    ns = kube_namespace
+    sc = load_scenario(canary=ArmProfile(**BUSY), baseline=ArmProfile(**BUSY), seed=33)
+    httproute(kube_admin, ns)
+    create_gate(kube_admin, ns, gate_body("web", service=sc.service))
+    armed, stopping, ctl_box = threading.Event(), threading.Event(), []
+
+    def on_request(mode: str) -> None:  # the proxy answers this query 1.5 s later: the look is in flight
+        if armed.is_set() and not stopping.is_set():
+            stopping.set()
+            ctl_box[0].stop()
+
+    proxy = PromProxy(prometheus.url, delay=1.5, on_request=on_request)
+    try:
+        with controller_in_process(
+            kube_admin, namespace=ns, origin=sc.end_ms / 1000 - 28 * 60, rate=60.0, identity="graceful",
+            prometheus_url=proxy.url,
+        ) as ctl:  # fmt: skip
+            ctl_box.append(ctl)
+            wait_for("the start", lambda: (gate_status(kube_admin, ns, "web").get("intent") or {}).get("done"),
+                     timeout=60)  # fmt: skip
+            time.sleep(2.5)  # the stage's minute has long passed (gate clock x60): any look now advances
+            proxy.mode = "slow"
+            armed.set()
+            wait_for("a look to be in flight", stopping.is_set, timeout=30)
+    finally:
+        proxy.close()
+    s = gate_status(kube_admin, ns, "web")
+    assert s["stage"] == 1 and s["intent"]["done"] and s["weight"] == 5, s.get("reason")
+    assert lease_holder(kube_admin, ns, "gk-graceful") is None  # released, after the write

@@ -223,6 +223,7 @@ class Leader:
         if not self.leading:
             return
         s = self.settings
+        self.leading = False  # first: from here on the fence fails, so no write can follow the release
         try:
             lease = self._read()
             if lease is not None and lease.spec.holder_identity == self.identity:
@@ -231,5 +232,4 @@ class Leader:
                 self._api.replace_namespaced_lease(s.name, s.namespace, body, _request_timeout=s.retry_period)
         except Exception as e:
             log.warning("Lease %s not released: %s", s.name, e)
-        self.leading = False
         self.transitions.append(("released", self._mono()))

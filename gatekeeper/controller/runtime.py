@@ -281,11 +281,11 @@ class Controller:
                 due = self._mono()  # woken by an operator request
             slot.wake.clear()
             fut = loop.run_in_executor(self._pool, self._reconcile, ref, slot)
+            # in flight until the thread is done, not until this task is cancelled: a graceful stop waits for
+            # the reconcile itself before it releases the Lease (shielded: cancelling the task leaves it be)
             self._inflight.add(fut)
-            try:
-                await fut
-            finally:
-                self._inflight.discard(fut)
+            fut.add_done_callback(self._inflight.discard)
+            await asyncio.shield(fut)
             end = self._mono()
             self.latencies.append(end - due)
             period = self._interval(slot) / rate
