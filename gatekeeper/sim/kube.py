@@ -217,8 +217,11 @@ class KubeCluster:
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     @classmethod
-    def start(cls, workdir: str | os.PathLike[str], *, timeout: float = 120.0) -> KubeCluster:
-        """Start etcd and the API server under ``workdir``; return once ``/readyz`` answers ok."""
+    def start(
+        cls, workdir: str | os.PathLike[str], *, timeout: float = 120.0, extra_args: Iterable[str] = ()
+    ) -> KubeCluster:
+        """Start etcd and the API server under ``workdir``; return once ``/readyz`` answers ok.
+        ``extra_args``: more kube-apiserver flags (an audit log, say), appended as given."""
         if reason := cls.missing():
             raise KubeNotBuilt(reason)
         t0 = time.monotonic()
@@ -264,7 +267,7 @@ class KubeCluster:
                  "--service-account-key-file=sa.pub", "--service-account-signing-key-file=sa.key",
                  "--service-account-issuer=https://kubernetes.default.svc", "--authorization-mode=RBAC",
                  "--endpoint-reconciler-type=none", "--enable-priority-and-fairness=false",
-                 "--feature-gates=WatchList=false", "--service-cluster-ip-range=10.96.0.0/16"],
+                 "--feature-gates=WatchList=false", "--service-cluster-ip-range=10.96.0.0/16", *extra_args],
                 log=api_log, cwd=d,
             )  # fmt: skip
             ctx = ssl.create_default_context(cafile=str(cluster.ca_file))

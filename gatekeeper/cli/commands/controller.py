@@ -38,6 +38,8 @@ from typing import Annotated, Any
 
 import typer
 
+from gatekeeper import __version__
+
 __all__ = ["register"]
 
 log = logging.getLogger("gatekeeper.controller")
@@ -171,8 +173,10 @@ def run(
         typer.echo(f"error: {e}", err=True)
         raise typer.Exit(2) from None
     api = _api_client(kubeconfig, context)
+    identity = identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}"
+    api.user_agent = f"gatekeeper-controller/{__version__} ({identity})"  # audit logs name the replica
     settings = Settings(
-        identity=identity or f"{socket.gethostname()}-{uuid.uuid4().hex[:6]}",
+        identity=identity,
         namespace=namespace,
         prometheus_url=prometheus,
         lease=lease,
