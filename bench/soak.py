@@ -36,6 +36,8 @@ PARTS = ("crashes", "failover", "outages", "fight", "upgrade")
 GOALS: dict[str, dict[str, Any]] = {
     "crashes": {"kills": ">= 2000", "lost": 0, "doubled": 0, "exceeding_stage_weight": 0,
                 "stages_shorter_than_minimum": 0, "analyses_restarted": 0},
+    "failover": {"kill9_next_look_p99_s": "< 20 (default Lease)", "graceful_next_look_p99_s": "< 5",
+                 "writes_from_deposed_leaders": 0},
 }  # fmt: skip
 
 
@@ -44,9 +46,10 @@ def say(msg: str) -> None:
 
 
 def run_part(part: str, a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    from tests.soak.failover import audit_args
     from tests.soak.world import World
 
-    with World.started(workdir) as world:
+    with World.started(workdir, kube_args=tuple(audit_args(workdir)) if part == "failover" else ()) as world:
         if part == "crashes":
             from tests.soak.crashes import CrashPlan, run_crashes
 
@@ -55,6 +58,17 @@ def run_part(part: str, a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
             say(f"crashes: {plan.kills:,} kill -9s, {plan.gates_per_kind} gates per router kind per epoch, "
                 f"gate clock x{plan.rate:g}")  # fmt: skip
             return {"plan": plan.__dict__, **run_crashes(world, plan, say=say)}
+        if part == "failover":
+            from tests.soak.failover import FAST_LEASE, FailoverPlan, run_failover
+
+            plan = FailoverPlan(kills=a.cycles, graceful=a.cycles, stops=a.cycles, seed=a.seed)
+            if a.quick:
+                plan = FailoverPlan(
+                    kills=2, graceful=2, stops=3, lease=dict(FAST_LEASE), gates=4, seed=a.seed
+                )
+            say(f"failover: {plan.kills} kill -9, {plan.graceful} graceful stops (Lease {plan.lease}), "
+                f"{plan.stops} SIGSTOP/SIGCONT (Lease {plan.stop_lease}), {plan.replicas} replicas")  # fmt: skip
+            return {"plan": plan.__dict__, **run_failover(world, plan, say=say)}
     raise SystemExit(f"part {part!r} is not built yet")
 
 
@@ -64,6 +78,9 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="the CI-sized run")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kills", type=int, default=2000, help="crashes: kill -9s in all")
+    ap.add_argument(
+        "--cycles", type=int, default=100, help="failover: kill -9s, graceful stops and SIGSTOPs each"
+    )
     ap.add_argument("--quiet-machine", action="store_true", help="declare that nothing else ran meanwhile")
     ap.add_argument("--keep", action="store_true", help="keep the work directory (logs of failed epochs)")
     ap.add_argument("--out", type=Path, default=None)

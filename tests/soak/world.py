@@ -56,14 +56,15 @@ class World:
 
     @classmethod
     @contextlib.contextmanager
-    def started(cls, workdir: Path) -> Iterator[World]:
-        """Start etcd + kube-apiserver (routing CRDs, the Gate CRD) and Prometheus under ``workdir``."""
+    def started(cls, workdir: Path, *, kube_args: tuple[str, ...] = ()) -> Iterator[World]:
+        """Start etcd + kube-apiserver (routing CRDs, the Gate CRD; ``kube_args``: more API server flags) and
+        Prometheus under ``workdir``."""
         from gatekeeper.sim.kube import KubeCluster
         from gatekeeper.sim.prometheus import PrometheusServer
 
         workdir.mkdir(parents=True, exist_ok=True)
         with (
-            KubeCluster.start(workdir / "kube") as cluster,
+            KubeCluster.start(workdir / "kube", extra_args=kube_args) as cluster,
             PrometheusServer(out_of_order_time_window="1d") as prom,
         ):
             cluster.install_crds()
