@@ -94,6 +94,7 @@ class Looker:
                 stage_started=started,
                 max_workers=self.max_signal_workers,
                 traces=self._trace_sources.for_gate(gate, self.source(gate)),
+                carried=state.carried_signals(),
             )
         except Exception as e:  # a bug or an unforeseen answer: visible, never a pass
             log.exception("gate %s: evaluation failed", gate.name)

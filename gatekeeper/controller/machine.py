@@ -50,7 +50,7 @@ from gatekeeper.controller.record import (
 from gatekeeper.judge import Judgement
 from gatekeeper.spec.models import GateSpec, Stage, WindowMode
 from gatekeeper.spec.outcome import Verdict
-from gatekeeper.spec.status import GateStatus, Intent, Phase
+from gatekeeper.spec.status import Carried, GateStatus, Intent, Phase
 
 __all__ = [
     "HOOK_DEADLINE",
@@ -516,8 +516,14 @@ def _on_pass(
         return step[0], step[1] + _post_rollout(policy)
     nxt = s.stage + 1
     to = policy.stage(nxt).weight
+    carried = Carried(stage=nxt, through=j.window.get("end"), signals={**s.carried_signals(), **j.carry()})
     s = s.model_copy(
-        update={"stage": nxt, "side_effects": 0, "reason": f"advanced to stage {nxt + 1}: {j.reason}"}
+        update={
+            "stage": nxt,
+            "side_effects": 0,
+            "reason": f"advanced to stage {nxt + 1}: {j.reason}",
+            "carried": carried,
+        }
     )
     ann = Announce("Advanced", f"stage {nxt} passed ({j.reason}); canary {s.weight:g}% -> {to:g}%")
     return _move(s, now, action="advance", to=to, judgement=j, announce=ann)
@@ -712,6 +718,7 @@ def request(state: GateStatus, req: Request, now: float, policy: Policy) -> Step
     update |= {"hook_failures": 0, "waiting_since": None, "waiting_for": ""}
     if state.phase == Phase.HALTED:  # a human took the decision (forward fix deployed): the stage starts over
         update["stage_started_at"] = now
+        update["carried"] = None  # the evidence was about the version that was fixed
     if state.stage_started_at is None and state.intent is None:
         update["phase"] = Phase.PENDING  # paused before it ever started
     s = state.model_copy(update=update)

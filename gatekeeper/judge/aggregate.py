@@ -33,6 +33,10 @@ class Judgement:
         """Every voting signal that counts samples has its stage minimum (duration and samples) behind it."""
         return all(s.evidence.get("minimums_met", True) for s in self.signals if not s.dry_run)
 
+    def carry(self) -> dict[str, dict[str, Any]]:
+        """Per signal, the sequential evidence to continue in the next stage (signals with a sequential test)."""
+        return {s.name: s.carry for s in self.signals if s.carry is not None}
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "gate": self.gate,

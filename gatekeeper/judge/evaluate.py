@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import importlib
 import threading
+from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 from gatekeeper.judge.aggregate import Judgement, aggregate
 from gatekeeper.signals import EvalContext, Window, evaluate_signal
@@ -46,7 +48,10 @@ def evaluate_gate(
     stage_started: float | None = None,
     traces: TraceSource | None = None,
     max_workers: int = 8,
+    carried: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Judgement:
+    """Every signal of `gate` over `window` at stage index `stage`. `carried`: per signal, the sequential
+    evidence of the rollout's earlier stages (`GateStatus.carried_signals()`), which the tests continue."""
     if not 0 <= stage < len(gate.stages):
         raise ValueError(f"stage {stage} does not exist: the gate has stages 0..{len(gate.stages) - 1}")
     if gate.mode in ("kayenta", "keptn"):  # score-based modes for teams migrating from those tools
@@ -67,6 +72,7 @@ def evaluate_gate(
             alpha=alphas[name],
             traces=traces,
             stage_started=stage_started,
+            carried=carried or {},
         )
 
     def run(group: range) -> list[SignalOutcome]:

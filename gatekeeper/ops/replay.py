@@ -213,7 +213,12 @@ def _look(
 ) -> Look:
     window = Window(start=stage_started, end=t, step=step)
     judgement = evaluate_gate(
-        gate, metrics=metrics, window=window, stage=status.stage, stage_started=stage_started
+        gate,
+        metrics=metrics,
+        window=window,
+        stage=status.stage,
+        stage_started=stage_started,
+        carried=status.carried_signals(),
     )
     new, actions = transition(status, judgement, t, policy)
     name = _action_name(new, actions, now=t)

@@ -1,13 +1,26 @@
-"""The count-test core shared by every count signal: ratio, drift, duplicates, retries, trace invariants.
+"""The count-test core shared by every count signal: ratio, drift, duplicates, retries, latency, trace invariants.
 
 Per step k the canary has `events` c_k out of `exposure` n^c_k and the baseline b_k of n^b_k. The test is on
-the rate ratio r = canary rate / baseline rate (STATISTICS.md §2): FAIL when the one-sided harm e-value
-against r <= 1 + tolerance reaches 1/alpha; PASS when the confidence bound on r lies below 1 + tolerance and
-the stage has its minimum samples and duration; INCONCLUSIVE otherwise. No exposure in an arm is NODATA.
+the rate ratio r = canary rate / baseline rate, with one tolerated ratio r0 = 1 + tolerance:
+
+- FAIL when the harm e-process against r <= r0 has reached 1/alpha at any interval of the rollout so far;
+- PASS when the safety e-process against r >= r0 is at 1/alpha (the confidence sequence's upper bound is below
+  r0) and the stage has its minimum samples and duration;
+- with no bad event in either arm over the whole rollout, the ratio is not identified at all: PASS only once
+  the canary's requests would have shown a bad event had its rate been the signal's `detectableRate` or more,
+  else INCONCLUSIVE (silence is not evidence of health);
+- INCONCLUSIVE otherwise, with how many more canary requests the bound needs at current traffic;
+- NODATA without exposure in an arm, ERROR when the counts cannot be right (more bad events than exposure).
+
+Sequential evidence continues across the stages of a rollout: a look starts from the signal's `carry` of the
+previous stage (`EvalContext.carried`), so the whole rollout spends alpha once. `test: fixed` (or `mode: fixed`)
+runs the exact conditional binomial test once, at the stage's planned end.
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,6 +30,12 @@ from gatekeeper.signals.context import EvalContext
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import Direction, TestMethod
 from gatekeeper.stats import planning, proportions, sequential
+from gatekeeper.stats.errors import StatsInputError
+
+CARRY_VERSION = 1
+_PATH_POINTS = 200  # e-value path points kept in the evidence (the newest)
+# kinds whose events are a subset of their exposure (a retry count per request may exceed 1)
+_SUBSET_KINDS = frozenset({"ratio", "latency", "duplicates", "drift", "invariant"})
 
 
 @dataclass(frozen=True)
@@ -39,6 +58,95 @@ class ArmCounts:
         rate = self.total_events / self.total_exposure if self.total_exposure else None
         return {"events": self.total_events, unit: self.total_exposure, "rate": rate}
 
+    def until(self, t: float) -> ArmCounts:
+        keep = self.timestamps <= t + 1e-6
+        return ArmCounts(self.timestamps[keep], self.events[keep], self.exposure[keep])
+
+
+@dataclass(frozen=True)
+class Carried:
+    """A signal's evidence from the rollout's earlier stages: one e-process state per tested direction and the
+    exposure and events behind them."""
+
+    states: dict[str, sequential.RatioState]
+    canary_exposure: int = 0
+    baseline_exposure: int = 0
+    stages: int = 0
+    extra: Mapping[str, Any] | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": CARRY_VERSION,
+            "states": {d: s.to_dict() for d, s in self.states.items()},
+            "canaryExposure": self.canary_exposure,
+            "baselineExposure": self.baseline_exposure,
+            "stages": self.stages,
+            **({"extra": dict(self.extra)} if self.extra else {}),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Carried:
+        if data.get("version") != CARRY_VERSION:
+            raise ValueError(f"carried evidence version {data.get('version')!r} is not {CARRY_VERSION}")
+        return cls(
+            states={d: sequential.RatioState.from_dict(s) for d, s in data["states"].items()},
+            canary_exposure=int(data.get("canaryExposure", 0)),
+            baseline_exposure=int(data.get("baselineExposure", 0)),
+            stages=int(data.get("stages", 0)),
+            extra=data.get("extra"),
+        )
+
+
+def carried_extra(ctx: EvalContext, name: str) -> Mapping[str, Any]:
+    """What a signal stored beside its carried evidence (e.g. the latency bound it chose), or {}."""
+    data = ctx.carried.get(name) or {}
+    extra = data.get("extra") if isinstance(data, Mapping) else None
+    return extra if isinstance(extra, Mapping) else {}
+
+
+class _Out:
+    """Builds the signal's outcome; every verdict goes through here."""
+
+    def __init__(
+        self,
+        signal: Any,
+        ctx: EvalContext,
+        canary: ArmCounts | None,
+        baseline: ArmCounts | None,
+        queries: dict[str, str],
+        unit: str,
+        extra: dict[str, Any] | None,
+    ) -> None:
+        self.signal, self.ctx, self.canary, self.baseline = signal, ctx, canary, baseline
+        self.queries, self.unit, self.extra = queries, unit, dict(extra or {})
+        self.carry: dict[str, Any] | None = None
+
+    def note(self, text: str) -> None:
+        self.extra.setdefault("notes", []).append(text)
+
+    def __call__(
+        self, verdict: Verdict, reason: str, effect: Effect | None = None, **evidence: Any
+    ) -> SignalOutcome:
+        c, st = self.canary, self.ctx.stage
+        if c is not None:  # smoke stages may advance on an inconclusive look once these are met
+            evidence["minimums_met"] = bool(
+                c.total_exposure >= st.min_samples and self.ctx.stage_elapsed >= st.min_duration
+            )
+        return SignalOutcome(
+            name=self.signal.name,
+            kind=self.signal.kind,
+            verdict=verdict,
+            reason=reason,
+            canary=c.summary(unit=self.unit) if c else {},
+            baseline=self.baseline.summary(unit=self.unit) if self.baseline else {},
+            effect=effect,
+            queries=self.queries,
+            evidence={**self.extra, **evidence},
+            critical=self.signal.critical,
+            dry_run=self.signal.dry_run,
+            carry=self.carry,
+        )
+
 
 def count_outcome(
     *,
@@ -49,28 +157,11 @@ def count_outcome(
     queries: dict[str, str],
     exposure_unit: str = "requests",
     extra: dict[str, Any] | None = None,
+    carry_extra: Mapping[str, Any] | None = None,
 ) -> SignalOutcome:
-    """Judge one count signal. `signal` is any spec signal (name, direction, tolerance, critical, test…)."""
-
-    def out(verdict: Verdict, reason: str, effect: Effect | None = None, **evidence: Any) -> SignalOutcome:
-        if canary is not None:  # smoke stages may advance on an inconclusive look once these are met
-            evidence["minimums_met"] = bool(
-                canary.total_exposure >= ctx.stage.min_samples and ctx.stage_elapsed >= ctx.stage.min_duration
-            )
-        return SignalOutcome(
-            name=signal.name,
-            kind=signal.kind,
-            verdict=verdict,
-            reason=reason,
-            canary=canary.summary(unit=exposure_unit) if canary else {},
-            baseline=baseline.summary(unit=exposure_unit) if baseline else {},
-            effect=effect,
-            queries=queries,
-            evidence={**(extra or {}), **evidence},
-            critical=signal.critical,
-            dry_run=signal.dry_run,
-        )
-
+    """Judge one count signal. `signal` is any spec count signal (name, direction, tolerance, test, ...).
+    `carry_extra` is stored beside the carried evidence for the next stage (see `carried_extra`)."""
+    out = _Out(signal, ctx, canary, baseline, queries, exposure_unit, extra)
     if canary is None or canary.total_exposure == 0:
         return out(
             Verdict.NODATA, f"no canary {exposure_unit} in the window: the canary is not seen, not healthy"
@@ -79,6 +170,15 @@ def count_outcome(
         return out(
             Verdict.NODATA, f"no baseline {exposure_unit} in the window: nothing to compare the canary with"
         )
+    impossible = _impossible(signal, canary, baseline, exposure_unit, queries)
+    if impossible:
+        return out(Verdict.ERROR, impossible)
+    canary, baseline, merged = merge_orphans(canary, baseline)
+    if merged:
+        out.note(
+            f"{merged} steps had bad events before their {exposure_unit} were scraped: counted with the next step"
+        )
+    out.canary, out.baseline = canary, baseline
     if ctx.stage_elapsed <= 0:
         return out(
             Verdict.INCONCLUSIVE,
@@ -86,130 +186,349 @@ def count_outcome(
         )
     if ctx.stage_elapsed < signal.initial_delay:
         return out(Verdict.INCONCLUSIVE, f"in initial delay ({signal.initial_delay:g}s) of the stage")
+    method = TestMethod.FIXED if ctx.gate.mode == "fixed" else getattr(signal, "test", TestMethod.SEQUENTIAL)
+    try:
+        if method == TestMethod.FIXED:
+            return _fixed(out, canary, baseline)
+        return _sequential(out, canary, baseline, carry_extra)
+    except StatsInputError as e:
+        return out(Verdict.ERROR, f"the counts cannot be tested: {e}")
 
+
+# -- sequential -------------------------------------------------------------------------------------------------
+def _directions(signal: Any) -> list[Direction]:
+    if signal.direction == Direction.EITHER:
+        return [Direction.INCREASE, Direction.DECREASE]
+    return [signal.direction]
+
+
+def _carried(out: _Out, directions: list[Direction]) -> Carried | None:
+    data = out.ctx.carried.get(out.signal.name)
+    if not data:
+        return None
+    try:
+        found = Carried.from_dict(data)
+    except (ValueError, KeyError, TypeError) as e:
+        out.note(f"the carried evidence of earlier stages could not be read ({e}): this stage starts afresh")
+        return None
+    alpha = out.ctx.alpha / len(directions)
+    wanted = {d.value for d in directions}
+    same = set(found.states) == wanted and all(
+        (s.alpha, s.margin) == (alpha, out.signal.tolerance) for s in found.states.values()
+    )
+    if not same:
+        out.note(
+            "the signal's test changed since the earlier stages (alpha, tolerance or direction): this stage starts afresh"
+        )
+        return None
+    return found
+
+
+def _sequential(
+    out: _Out, canary: ArmCounts, baseline: ArmCounts, carry_extra: Mapping[str, Any] | None
+) -> SignalOutcome:
+    signal, ctx = out.signal, out.ctx
+    directions = _directions(signal)
+    alpha = ctx.alpha / len(directions)
+    before = _carried(out, directions)
+    results: dict[str, sequential.RatioSequentialResult] = {}
+    for d in directions:
+        a, b = (canary, baseline) if d != Direction.DECREASE else (baseline, canary)
+        both = (a.exposure > 0) & (b.exposure > 0)
+        results[d.value] = sequential.ratio_eprocess(
+            canary_bad=a.events[both],
+            baseline_bad=b.events[both],
+            canary_share=a.exposure[both] / (a.exposure[both] + b.exposure[both]),
+            alpha=alpha,
+            margin=signal.tolerance,
+            start=before.states.get(d.value) if before else None,
+        )
+    c_exposure = canary.total_exposure + (before.canary_exposure if before else 0)
+    b_exposure = baseline.total_exposure + (before.baseline_exposure if before else 0)
+    out.carry = Carried(
+        states={d: r.state for d, r in results.items()},
+        canary_exposure=c_exposure,
+        baseline_exposure=b_exposure,
+        stages=(before.stages if before else 0) + 1,
+        extra=carry_extra,
+    ).to_dict()
+    limit = 1.0 + signal.tolerance
+    failing = [d for d, r in results.items() if r.crossed]
+    shown_dir = failing[0] if failing else max(results, key=lambda d: results[d].log_e)
+    shown = results[shown_dir]
+    lower, upper = _canary_over_baseline(shown, Direction(shown_dir))
+    estimate = _estimate(canary, baseline)
+    effect = Effect(measure="rate ratio", estimate=estimate, lower=lower, upper=upper, limit=limit)
+    evidence: dict[str, Any] = {
+        "method": "sequential",
+        "e_value": float(shown.e_value),
+        "max_e_value": float(shown.max_e_value),
+        "safety_e_value": float(shown.safety_e_value),
+        "threshold": shown.threshold,
+        "path": [float(x) for x in np.asarray(shown.path)[-_PATH_POINTS:]],
+        "samples": {"canary": canary.total_exposure, "baseline": baseline.total_exposure},
+        "events": {"canary": canary.total_events, "baseline": baseline.total_events},
+    }
+    if before is not None:
+        evidence["rollout"] = {
+            "stages": before.stages + 1,
+            "samples": {"canary": c_exposure, "baseline": b_exposure},
+            "events": {"canary": shown.canary_bad, "baseline": shown.baseline_bad}
+            if shown_dir != "decrease"
+            else {"canary": shown.baseline_bad, "baseline": shown.canary_bad},
+        }
+    ratio = f"{estimate:.2f}x" if estimate is not None and math.isfinite(estimate) else "n/a"
+    if failing:
+        reason = (
+            f"canary {_rate(canary)} vs baseline {_rate(baseline)}: rate ratio {ratio} "
+            f"[{_fmt(lower)}, {_fmt(upper)}] exceeds the tolerated {limit:.2f}x "
+            f"(e-value reached {shown.max_e_value:.3g} >= {shown.threshold:.3g})"
+        )
+        return out(Verdict.FAIL, reason, effect, **evidence)
     need_samples = ctx.stage.min_samples - canary.total_exposure
     need_time = ctx.stage.min_duration - ctx.stage_elapsed
-    if canary.total_events == 0 and baseline.total_events == 0:
-        # Traffic flowed in both arms and nothing bad happened in either: evidence of health, not its absence.
-        if need_samples <= 0 and need_time <= 0:
-            return out(
-                Verdict.PASS,
-                f"no {signal.kind} events in {canary.total_exposure} canary and "
-                f"{baseline.total_exposure} baseline {exposure_unit}",
-            )
-        return out(
-            Verdict.INCONCLUSIVE,
-            f"no events yet; the stage needs {max(need_samples, 0)} more canary "
-            f"{exposure_unit} and {max(need_time, 0):.0f}s more",
-        )
-    method = getattr(signal, "test", TestMethod.SEQUENTIAL)
-    limit = 1.0 + signal.tolerance
-    directions = (
-        [Direction.INCREASE, Direction.DECREASE]
-        if signal.direction == Direction.EITHER
-        else [signal.direction]
-    )
-    alpha = ctx.alpha / len(directions)
-    results = [_test(canary, baseline, d, alpha=alpha, limit=limit, method=method) for d in directions]
-    worst = max(results, key=lambda r: r["harm"])
-    effect = Effect(
-        measure="rate ratio",
-        estimate=worst["estimate"],
-        lower=worst["lower"],
-        upper=worst["upper"],
-        limit=limit,
-    )
-    keys = ("e_value", "max_e_value", "threshold", "p_value", "method", "path")
-    evidence = {k: worst[k] for k in keys if k in worst}
-    evidence["samples"] = {"canary": canary.total_exposure, "baseline": baseline.total_exposure}
-    evidence["events"] = {"canary": canary.total_events, "baseline": baseline.total_events}
-    pct = f"{(worst['estimate'] or 0):.2f}x" if worst["estimate"] is not None else "n/a"
-    if worst["fail"]:
-        reason = (
-            f"canary {_rate(canary)} vs baseline {_rate(baseline)}: rate ratio {pct} "
-            f"[{_fmt(worst['lower'])}, {_fmt(worst['upper'])}] exceeds the tolerated {limit:.2f}x"
-        )
-        return out(Verdict.FAIL, reason + _how(worst), effect, **evidence)
-    bounded = all(r["pass"] for r in results)
-    if bounded and need_samples <= 0 and need_time <= 0:
+    minimums = need_samples <= 0 and need_time <= 0
+    pace = _pace(canary, ctx)
+    if shown.events == 0:
+        return _silence(out, c_exposure, b_exposure, alpha, minimums, pace, evidence, effect)
+    bounded = all(r.bounded for r in results.values())
+    if bounded and minimums:
         return out(
             Verdict.PASS,
-            f"rate ratio {pct}, upper bound {_fmt(worst['upper'])} below {limit:.2f}x",
+            f"rate ratio {ratio}, upper bound {_fmt(upper)} below {limit:.2f}x",
             effect,
             **evidence,
         )
-    waits = []
-    if need_samples > 0:
-        waits.append(f"{need_samples} more canary {exposure_unit} for the stage minimum")
-    if need_time > 0:
-        waits.append(f"{need_time:.0f}s more for the stage's minimum duration")
+    waits = _stage_waits(need_samples, need_time, out.unit)
     if not bounded:
-        more = worst.get("more_needed")
+        more = _more_needed(canary, baseline, c_exposure, limit=limit, alpha=alpha)
+        evidence["more_needed"] = more
         waits.append(
-            f"the upper bound {_fmt(worst['upper'])} is not yet below {limit:.2f}x"
-            + (f" (~{more} more canary {exposure_unit} at current rates)" if more else "")
+            f"the upper bound {_fmt(upper)} is not yet below {limit:.2f}x" + _needs(more, pace, out.unit)
         )
     return out(Verdict.INCONCLUSIVE, "not decided yet: " + "; ".join(waits), effect, **evidence)
 
 
-def _test(
-    canary: ArmCounts,
-    baseline: ArmCounts,
-    direction: Direction,
-    *,
+def _silence(
+    out: _Out,
+    c_exposure: int,
+    b_exposure: int,
     alpha: float,
-    limit: float,
-    method: TestMethod,
-) -> dict[str, Any]:
-    a, b = (canary, baseline) if direction != Direction.DECREASE else (baseline, canary)
-    both = (a.exposure > 0) & (b.exposure > 0)
-    c, bb = a.events[both], b.events[both]
-    share = a.exposure[both] / (a.exposure[both] + b.exposure[both])
-    if method == TestMethod.SEQUENTIAL:
-        res = sequential.ratio_eprocess(
-            canary_bad=c, baseline_bad=bb, canary_share=share, alpha=alpha, margin=limit - 1.0
+    minimums: bool,
+    pace: float | None,
+    evidence: dict[str, Any],
+    effect: Effect,
+) -> SignalOutcome:
+    """No bad event in either arm over the rollout: only the canary's absolute rate can be bounded."""
+    kind, unit = out.signal.kind, out.unit
+    seen = f"no {kind} events in {c_exposure} canary and {b_exposure} baseline {unit}"
+    rate = getattr(out.signal, "detectable_rate", None)
+    if rate is None:
+        evidence["more_needed"] = None
+        return out(
+            Verdict.INCONCLUSIVE,
+            f"{seen}: zero events bound no ratio, so silence is not evidence of health; set detectableRate "
+            "(the smallest bad-event rate that must not pass unseen) to pass on silence",
+            effect,
+            **evidence,
         )
-        lower, upper = res.ratio_lower, res.ratio_upper
-        if direction == Direction.DECREASE:  # report canary/baseline even when testing the other way round
-            lower, upper = _inv(upper), _inv(lower)
-        return {
-            "method": "sequential",
-            "e_value": float(res.e_value),
-            "max_e_value": float(res.max_e_value),
-            "threshold": 1.0 / alpha,
-            "fail": bool(res.max_e_value >= 1.0 / alpha),
-            "pass": bool(res.ratio_upper < limit),
-            "harm": float(res.log_e),
-            "estimate": _est(canary, baseline),
-            "lower": lower,
-            "upper": upper,
-            "path": [float(x) for x in np.asarray(res.path)[-200:]],
-            "more_needed": _more_needed(canary, baseline, limit, alpha),
-        }
-    t = proportions.conditional_binomial_test(
-        canary_bad=int(c.sum()),
-        canary_total=int(a.exposure[both].sum()),
-        baseline_bad=int(bb.sum()),
-        baseline_total=int(b.exposure[both].sum()),
-        margin=limit - 1.0,
+    need = planning.silence_requests(detectable_rate=rate, alpha=alpha)
+    more = max(need - c_exposure, 0)
+    evidence["more_needed"] = more
+    evidence["silence_requests"] = need
+    if more == 0 and minimums:
+        return out(
+            Verdict.PASS,
+            f"{seen}: a bad-event rate of {rate:g} or more would have shown one (P <= {alpha:.3g})",
+            effect,
+            **evidence,
+        )
+    waits = _stage_waits(
+        out.ctx.stage.min_samples - (out.canary.total_exposure if out.canary else 0),
+        out.ctx.stage.min_duration - out.ctx.stage_elapsed,
+        unit,
     )
-    lower, upper = t.ratio_lower, t.ratio_upper
-    if direction == Direction.DECREASE:
-        lower, upper = _inv(upper), _inv(lower)
-    return {
+    if more:
+        waits.append(f"to rule out a rate of {rate:g} or more" + _needs(more, pace, unit))
+    return out(Verdict.INCONCLUSIVE, f"{seen} yet; " + "; ".join(waits), effect, **evidence)
+
+
+# -- fixed horizon ------------------------------------------------------------------------------------------
+def _fixed(out: _Out, canary: ArmCounts, baseline: ArmCounts) -> SignalOutcome:
+    """The exact conditional binomial test, once: on the evidence up to the stage's planned end."""
+    ctx, signal = out.ctx, out.signal
+    started = ctx.stage_started if ctx.stage_started is not None else ctx.window.start
+    planned_end = started + ctx.stage.min_duration
+    if ctx.window.end < planned_end:
+        return out(
+            Verdict.INCONCLUSIVE,
+            f"the fixed-horizon test runs once, at the stage's planned end (in {planned_end - ctx.window.end:.0f}s)",
+            method="fixed",
+        )
+    c, b = canary.until(planned_end), baseline.until(planned_end)
+    directions = _directions(signal)
+    alpha = ctx.alpha / len(directions)
+    limit = 1.0 + signal.tolerance
+    evidence: dict[str, Any] = {
         "method": "fixed",
-        "p_value": float(t.p_value),
         "threshold": alpha,
-        "fail": bool(t.p_value < alpha),
-        "pass": bool(t.ratio_upper < limit),
-        "harm": -float(t.p_value),
-        "estimate": _est(canary, baseline),
-        "lower": lower,
-        "upper": upper,
+        "planned_end": planned_end,
+        "samples": {"canary": c.total_exposure, "baseline": b.total_exposure},
+        "events": {"canary": c.total_events, "baseline": b.total_events},
     }
+    if c.total_exposure == 0 or b.total_exposure == 0:
+        return out(Verdict.NODATA, "no traffic in an arm before the stage's planned end", **evidence)
+    tests = {}
+    for d in directions:
+        x, y = (c, b) if d != Direction.DECREASE else (b, c)
+        tests[d] = proportions.conditional_binomial_test(
+            canary_bad=x.total_events,
+            canary_total=x.total_exposure,
+            baseline_bad=y.total_events,
+            baseline_total=y.total_exposure,
+            margin=signal.tolerance,
+            confidence=1.0 - 2.0 * alpha,
+        )
+    worst_dir = min(tests, key=lambda d: tests[d].p_value)
+    t = tests[worst_dir]
+    lower, upper = t.ratio_lower, t.ratio_upper
+    if worst_dir == Direction.DECREASE:
+        lower, upper = _inv(upper), _inv(lower)
+    effect = Effect(measure="rate ratio", estimate=_estimate(c, b), lower=lower, upper=upper, limit=limit)
+    evidence["p_value"] = float(t.p_value)
+    if t.p_value < alpha:
+        return out(
+            Verdict.FAIL,
+            f"at the stage's planned end: canary {_rate(c)} vs baseline {_rate(b)} exceeds the tolerated "
+            f"{limit:.2f}x (p = {t.p_value:.3g} < {alpha:.3g})",
+            effect,
+            **evidence,
+        )
+    enough = c.total_exposure >= ctx.stage.min_samples
+    if c.total_events + b.total_events == 0:
+        rate = getattr(signal, "detectable_rate", None)
+        if rate is not None and enough and (1 - min(rate, 1.0)) ** c.total_exposure <= alpha:
+            return out(
+                Verdict.PASS,
+                f"no {signal.kind} events by the planned end; a rate of {rate:g} would have shown",
+                effect,
+                **evidence,
+            )
+        return out(
+            Verdict.INCONCLUSIVE,
+            f"no {signal.kind} events in either arm by the planned end: zero events bound no ratio",
+            effect,
+            **evidence,
+        )
+    bounded = all(tests[d].ratio_upper < limit for d in directions)
+    if bounded and enough:
+        return out(
+            Verdict.PASS,
+            f"at the stage's planned end the rate ratio is below {limit:.2f}x (upper {_fmt(upper)})",
+            effect,
+            **evidence,
+        )
+    return out(
+        Verdict.INCONCLUSIVE,
+        f"the fixed-horizon test at the stage's planned end did not bound the ratio below {limit:.2f}x "
+        f"(upper {_fmt(upper)}); the stage's deadline decides",
+        effect,
+        **evidence,
+    )
 
 
-def _est(canary: ArmCounts, baseline: ArmCounts) -> float | None:
+# -- helpers ----------------------------------------------------------------------------------------------
+def _impossible(
+    signal: Any, canary: ArmCounts, baseline: ArmCounts, unit: str, queries: dict[str, str]
+) -> str | None:
+    """More bad events than exposure in an arm: the two counters do not count the same things."""
+    if signal.kind not in _SUBSET_KINDS:
+        return None
+    for arm, counts in (("canary", canary), ("baseline", baseline)):
+        if counts.total_events > counts.total_exposure:
+            shown = "; ".join(f"{k}: {q}" for k, q in queries.items() if k.startswith(arm))
+            return (
+                f"the {arm} has {counts.total_events} bad events but only {counts.total_exposure} {unit}: the "
+                f"events must be a subset of the exposure (check the selectors: {shown})"
+            )
+    return None
+
+
+def merge_orphans(canary: ArmCounts, baseline: ArmCounts) -> tuple[ArmCounts, ArmCounts, int]:
+    """Steps where an arm has bad events but no exposure (its counters were scraped at different times) are
+    merged into the next step that has exposure for both arms' events (the last such step when none follows),
+    so no event is dropped. Returns the arms and the number of steps merged away."""
+    orphan = ((canary.events > 0) & (canary.exposure == 0)) | (
+        (baseline.events > 0) & (baseline.exposure == 0)
+    )
+    if not orphan.any():
+        return canary, baseline, 0
+    rows = np.vstack([canary.events, canary.exposure, baseline.events, baseline.exposure])
+    groups: list[np.ndarray] = []
+    stamps: list[float] = []
+    pending = np.zeros(4)
+    for k in range(rows.shape[1]):
+        pending = pending + rows[:, k]
+        ok = (pending[0] == 0 or pending[1] > 0) and (pending[2] == 0 or pending[3] > 0)
+        if ok:
+            groups.append(pending)
+            stamps.append(float(canary.timestamps[k]))
+            pending = np.zeros(4)
+    if pending.any():
+        if groups:
+            groups[-1] = groups[-1] + pending
+        else:
+            groups.append(pending)
+            stamps.append(float(canary.timestamps[-1]))
+    m = np.array(groups).T
+    t = np.array(stamps)
+    merged = rows.shape[1] - m.shape[1]
+    return ArmCounts(t, m[0], m[1]), ArmCounts(t, m[2], m[3]), merged
+
+
+def _canary_over_baseline(
+    r: sequential.RatioSequentialResult, direction: Direction
+) -> tuple[float | None, float | None]:
+    """Bounds as canary / baseline, also when the test ran the other way round."""
+    if direction == Direction.DECREASE:
+        return _inv(r.ratio_upper), _inv(r.ratio_lower)
+    return r.ratio_lower, r.ratio_upper
+
+
+def _stage_waits(need_samples: float, need_time: float, unit: str) -> list[str]:
+    waits = []
+    if need_samples > 0:
+        waits.append(f"{need_samples:.0f} more canary {unit} for the stage minimum")
+    if need_time > 0:
+        waits.append(f"{need_time:.0f}s more for the stage's minimum duration")
+    return waits
+
+
+def _pace(canary: ArmCounts, ctx: EvalContext) -> float | None:
+    """Canary exposure per second over the window (None without time or traffic)."""
+    span = ctx.window.length
+    return canary.total_exposure / span if span > 0 and canary.total_exposure > 0 else None
+
+
+def _needs(more: int | None, pace: float | None, unit: str) -> str:
+    """' (needs ~N more canary requests, ~T at current traffic)', the one phrase every count signal uses."""
+    if more is None:
+        return ""
+    when = f", ~{_duration(more / pace)} at current traffic" if pace else ""
+    return f" (needs ~{more:,} more canary {unit}{when})"
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 90:
+        return f"{seconds:.0f}s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} days"
+
+
+def _estimate(canary: ArmCounts, baseline: ArmCounts) -> float | None:
     cr = canary.total_events / canary.total_exposure
     br = baseline.total_events / baseline.total_exposure
     if br == 0:
@@ -217,14 +536,17 @@ def _est(canary: ArmCounts, baseline: ArmCounts) -> float | None:
     return cr / br
 
 
-def _more_needed(canary: ArmCounts, baseline: ArmCounts, limit: float, alpha: float) -> int | None:
-    """Approximate canary requests still needed for the bound to fall below the limit if the arms are equal."""
+def _more_needed(
+    canary: ArmCounts, baseline: ArmCounts, c_exposure: int, *, limit: float, alpha: float
+) -> int | None:
+    """Approximate canary requests still needed for the upper bound to fall below the limit if the arms are
+    equal (the same mixture as the test; `planning.requests_needed`), counted over the whole rollout."""
     base = baseline.total_events / baseline.total_exposure
     share = canary.total_exposure / (canary.total_exposure + baseline.total_exposure)
     if base <= 0 or not 0 < share < 1:
         return None
     n = planning.requests_needed(baseline_rate=base, canary_share=share, limit=limit, alpha=alpha)
-    return None if n is None else max(int(n) - canary.total_exposure, 0)
+    return None if n is None else max(int(n) - c_exposure, 0)
 
 
 def _inv(x: float | None) -> float | None:
@@ -241,7 +563,4 @@ def _fmt(x: float | None) -> str:
     return "n/a" if x is None else ("inf" if x == float("inf") else f"{x:.2f}")
 
 
-def _how(r: dict[str, Any]) -> str:
-    if r["method"] == "sequential":
-        return f" (e-value reached {r['max_e_value']:.3g} >= {r['threshold']:.3g})"
-    return f" (p = {r['p_value']:.3g} < {r['threshold']:.3g})"
+__all__ = ["ArmCounts", "Carried", "carried_extra", "count_outcome", "merge_orphans"]

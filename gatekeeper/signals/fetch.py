@@ -1,30 +1,33 @@
-"""Fetch per-step increments and freshness for both arms, aligned on the window's step grid.
+"""Fetch per-step counts and freshness for both arms, aligned on the window's step grid.
 
 Each fetch asks one folded query for both arms when the gate's scopes allow it (see `render.split_arms`), else
 one query per arm; either way every arm's answer carries the exact query text that produced it, which is what
 an outcome records as "the query behind it". A folded answer without a group for an arm is that arm's empty
 answer: no data and stale data stay visible exactly as with separate queries.
 
-`counters` asks every counter a signal needs, with each one's per-step increments and newest sample time, in a
-single range query: parts joined by `or`, told apart by the `gatekeeper_part` label. A newest-sample part at
-the grid's last point, the window end, is what an instant `max(timestamp(...))` at the window end returns, so
-freshness costs no round-trip of its own, and a look of a ratio signal is one request instead of eight.
+`counters` counts events exactly: it reads each counter's raw samples (`selector[range]`) and differences them
+itself. Prometheus' `increase()`/`rate()` extrapolate each window to its full length (with 30-s scrapes and
+60-s steps every value is about twice the events of half the step), which doubles the variance the tests see
+and makes an exact test anti-conservative; raw differences are the counter's true increments for any scrape
+interval and step. The newest raw sample is the arm's freshness, so it costs no query of its own.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+import promql_parser
 
 from gatekeeper.signals.context import EvalContext
-from gatekeeper.signals.render import aggregate, increase, scoped, split_arms
+from gatekeeper.signals.render import aggregate, scoped, split_arms
 from gatekeeper.sources.base import QueryResult, Series
+from gatekeeper.spec.durations import format_duration
 
 ARMS = ("canary", "baseline")
-PART = "gatekeeper_part"  # tells the parts of a combined query apart
-NEWEST = ":newest"  # suffix of a newest-sample part's name
+LOOKBACK = 300.0  # Prometheus' default lookback delta: a series with no sample this long before is new
 
 #: (scope, extra grouping labels) -> PromQL
 Render = Callable[[dict[str, str], tuple[str, ...]], str]
@@ -90,68 +93,202 @@ def by_arm(ctx: EvalContext, render: Render, run: Callable[[str], QueryResult]) 
 
 @dataclass(frozen=True)
 class Counter:
-    """A counter to fetch: `sum by (by)(increase(selector<suffix>[step]))` per step, and the newest sample time
-    of `selector<fresh_suffix>` (default: `suffix`) at the window end."""
+    """A counter to fetch: its exact increments per step (summed per `by` label, e.g. `le`), and its newest
+    sample time. `suffix` extends the metric name (`_bucket`)."""
 
     selector: str
     by: str = ""
     suffix: str = ""
-    fresh_suffix: str | None = None
 
 
 @dataclass(frozen=True)
 class CounterData:
-    """One arm's answer for one `Counter`: the query that produced it (shared by every counter of the fetch, and
-    by both arms when folded), the increments' series, and the newest sample time (None: none in lookback)."""
+    """One arm's answer for one `Counter`: the query that produced it (shared by both arms when folded), the
+    per-step increments (one series per `by` value, on the window's grid), the newest sample time (None: no
+    sample in the fetched range), and how the counting went (`notes`: series that started inside the
+    window, counter resets)."""
 
     query: str
     series: tuple[Series, ...]
     newest: float | None
+    notes: tuple[str, ...] = ()
 
 
-def counters_query(
-    wanted: dict[str, Counter], scope: dict[str, str], step: float, grouping: Sequence[str] = ()
-) -> str:
-    """The PromQL behind `counters` for one scope (an arm's, or the folded one grouped by the arm labels): per
-    counter an increments part and a newest-sample part, each tagged with its name, joined by `or`."""
-    parts = []
-    for name, c in wanted.items():
-        inc = increase(c.selector, scope, step, by=",".join((c.by, *grouping)), suffix=c.suffix)
-        fresh = c.suffix if c.fresh_suffix is None else c.fresh_suffix
-        newest = aggregate("max", f"timestamp({scoped(c.selector, scope, suffix=fresh)})", grouping)
-        parts += [_tagged(inc, name), _tagged(newest, f"{name}{NEWEST}")]
-    return " or ".join(parts)
+def raw_query(counter: Counter, scope: dict[str, str], length: float) -> str:
+    """The raw samples of every series of `counter` in `scope` over the last `length` seconds."""
+    return f"{scoped(counter.selector, scope, suffix=counter.suffix)}[{format_duration(length)}]"
 
 
-def counters(ctx: EvalContext, wanted: dict[str, Counter]) -> dict[str, dict[str, CounterData]]:
-    """Per counter name, per arm: the counter's increments on the window's steps and its freshness, all from one
-    range query (per arm, or folded over both)."""
+def fetch_length(ctx: EvalContext) -> float:
+    """How far back `counters` reads raw samples: the window plus Prometheus' lookback, so every series has
+    its last sample before the window as the base of its first increment."""
     points = grid(ctx)
-    start, end, step = float(points[0]), float(points[-1]), ctx.window.step
-    results = by_arm(
-        ctx,
-        lambda scope, grouping: counters_query(wanted, scope, step, grouping),
-        lambda q: ctx.metrics.range(q, start=start, end=end, step=step),
-    )
-    out: dict[str, dict[str, CounterData]] = {name: {} for name in wanted}
-    for arm, result in results.items():
-        parts: dict[str, list[Series]] = {}
-        for s in result.series:
-            parts.setdefault(s.labels.get(PART, ""), []).append(s)
-        for name in wanted:
-            newest = _value_at_end(parts.get(f"{name}{NEWEST}", []), end)
-            out[name][arm] = CounterData(result.query, tuple(parts.get(name, [])), newest)
+    return float(points[-1] - points[0]) + ctx.window.step + LOOKBACK
+
+
+def counter_queries(ctx: EvalContext, wanted: dict[str, Counter]) -> dict[str, dict[str, str]]:
+    """Per counter, per arm: the query text `counters` records for it (without running anything)."""
+    length = fetch_length(ctx)
+    scopes = ctx.gate.scopes
+    split = split_arms(scopes.canary, scopes.baseline)
+    out: dict[str, dict[str, str]] = {}
+    for name in wanted:
+        out[name] = {
+            arm: raw_query(wanted[name], split.scope if split else getattr(scopes, arm), length)
+            for arm in ARMS
+        }
     return out
 
 
-def _tagged(expr: str, part: str) -> str:
-    return f'label_replace({expr}, "{PART}", "{part}", "", "")'
+def counters(ctx: EvalContext, wanted: dict[str, Counter]) -> dict[str, dict[str, CounterData]]:
+    """Per counter name, per arm: the counter's exact increments on the window's steps and its newest sample.
+
+    One instant query per distinct selector returns the raw samples (folded over both arms when the scopes
+    allow it); a counter whose selector only adds matchers to another's on the same metric (`x{code=~"5.."}`
+    beside `x`) is picked from that answer instead of asked again. Increments are differences of consecutive
+    raw samples with counter resets handled, never Prometheus' extrapolated `increase()`; see `exact_steps`.
+    """
+    points = grid(ctx)
+    length = fetch_length(ctx)
+    plan = _plan(wanted)
+    answers: dict[str, dict[str, QueryResult]] = {}
+    for name, (source, _) in plan.items():
+        if source == name:
+            c = wanted[name]
+            answers[name] = by_arm(
+                ctx,
+                lambda scope, grouping, c=c: raw_query(c, scope, length),
+                lambda q: ctx.metrics.instant(q, at=float(points[-1])),
+            )
+    texts = counter_queries(ctx, wanted)
+    out: dict[str, dict[str, CounterData]] = {name: {} for name in wanted}
+    for name, (source, extra) in plan.items():
+        for arm, result in answers[source].items():
+            raw = tuple(s for s in result.series if _matches(s.labels, extra))
+            # A counter read from another's answer records its own query: the PromQL that returns exactly the
+            # series it was counted from, so the evidence can be reproduced by pasting it into Prometheus.
+            query = result.query if source == name else texts[name][arm]
+            out[name][arm] = _counted(raw, wanted[name], points, ctx.window.step, query)
+    return out
 
 
-def _value_at_end(series: list[Series], end: float) -> float | None:
-    """The largest value any of `series` has at `end`, the last point of the range (None: no value there)."""
-    found = [float(s.values[-1]) for s in series if len(s.timestamps) and abs(s.timestamps[-1] - end) < 1e-6]
-    return max(found) if found else None
+def _counted(
+    raw: tuple[Series, ...], counter: Counter, points: np.ndarray, step: float, query: str
+) -> CounterData:
+    steps, newest, started, resets = exact_steps(raw, points=points, step=step)
+    by = [label for label in counter.by.split(",") if label]
+    grouped: dict[tuple[str, ...], np.ndarray] = {}
+    for s, inc in zip(raw, steps, strict=True):
+        key = tuple(s.labels.get(label, "") for label in by)
+        grouped[key] = grouped[key] + inc if key in grouped else inc.copy()
+    series = tuple(
+        Series(labels=dict(zip(by, key, strict=True)), timestamps=points, values=values)
+        for key, values in grouped.items()
+    )
+    notes = []
+    if started:
+        notes.append(f"{started} series started inside the window: their first samples count from zero")
+    if resets:
+        notes.append(f"{resets} counter resets: counted from zero after each")
+    return CounterData(query, series, newest, tuple(notes))
+
+
+def exact_steps(
+    raw: Sequence[Series], *, points: np.ndarray, step: float
+) -> tuple[list[np.ndarray], float | None, int, int]:
+    """Each series' exact increments per step of the grid `points` (step k covers (points[k] - step,
+    points[k]]), from its raw samples.
+
+    An increment is the difference of two consecutive samples, booked in the step of the later one; a sample
+    below its predecessor is a counter reset (the process restarted) and counts from zero. The base of a
+    series' first increment is its last sample at or before the window start; a series without one started
+    inside the window and counts from zero (client libraries create counters at zero, often at the first
+    event: Prometheus' `increase()` misses those first events). A missed scrape moves increments into the
+    step of the next sample, never loses them. Returns (increments per series, the newest sample time,
+    series started inside the window, resets).
+    """
+    start = float(points[0]) - step
+    n = len(points)
+    out: list[np.ndarray] = []
+    newest: float | None = None
+    started = resets = 0
+    for s in raw:
+        ts, vs = s.timestamps, s.values
+        ok = np.isfinite(vs) & (ts <= points[-1] + 1e-6)
+        ts, vs = ts[ok], vs[ok]
+        inc = np.zeros(n)
+        if len(ts):
+            newest = float(ts[-1]) if newest is None else max(newest, float(ts[-1]))
+            before = ts <= start + 1e-6
+            base = float(vs[before][-1]) if before.any() else 0.0
+            started += not before.any()
+            inside_t, inside_v = ts[~before], vs[~before]
+            prev = np.concatenate([[base], inside_v[:-1]])
+            delta = inside_v - prev
+            dropped = delta < 0
+            resets += int(dropped.sum())
+            delta = np.where(dropped, inside_v, delta)
+            k = np.ceil((inside_t - start) / step - 1e-9).astype(int) - 1
+            keep = (k >= 0) & (k < n)
+            np.add.at(inc, k[keep], delta[keep])
+        out.append(np.rint(inc))
+    return out, newest, started, resets
+
+
+def _plan(wanted: dict[str, Counter]) -> dict[str, tuple[str, tuple[tuple[str, str, str], ...]]]:
+    """Per counter: (the counter whose answer it is read from, the extra matchers that pick its series)."""
+    parsed = {name: _parse_selector(c) for name, c in wanted.items()}
+    plan: dict[str, tuple[str, tuple[tuple[str, str, str], ...]]] = {}
+    for name, mine in parsed.items():
+        plan[name] = (name, ())
+        if mine is None:
+            continue
+        for other, theirs in parsed.items():
+            if other == name or theirs is None or plan.get(other, (other,))[0] != other:
+                continue
+            if wanted[other].suffix == wanted[name].suffix and mine[0] == theirs[0] and theirs[1] < mine[1]:
+                extra = tuple(sorted(mine[1] - theirs[1]))
+                if all(_usable(m) for m in extra):
+                    plan[name] = (other, extra)
+                    break
+    return plan
+
+
+def _parse_selector(c: Counter) -> tuple[str, frozenset[tuple[str, str, str]]] | None:
+    try:
+        expr = promql_parser.parse(c.selector)
+    except Exception:  # the query is rendered and reported as it is; only the shortcut is skipped
+        return None
+    if not isinstance(expr, promql_parser.VectorSelector) or not expr.name:
+        return None
+    ops = {"Equal": "=", "NotEqual": "!=", "Re": "=~", "NotRe": "!~"}
+    found = set()
+    for m in expr.matchers.matchers:
+        op = ops.get(str(m.op).rsplit(".", 1)[-1])
+        if op is None:
+            return None
+        found.add((m.name, op, m.value))
+    return expr.name, frozenset(found)
+
+
+def _usable(matcher: tuple[str, str, str]) -> bool:
+    if matcher[1] in ("=~", "!~"):
+        try:
+            re.compile(matcher[2])
+        except re.error:
+            return False
+    return True
+
+
+def _matches(labels: dict[str, str], extra: tuple[tuple[str, str, str], ...]) -> bool:
+    """Prometheus label matching (regexes fully anchored; a missing label is the empty string)."""
+    for name, op, value in extra:
+        have = labels.get(name, "")
+        if (op == "=" and have != value) or (op == "!=" and have == value):
+            return False
+        if op in ("=~", "!~") and (re.fullmatch(value, have) is None) == (op == "=~"):
+            return False
+    return True
 
 
 def newest_samples(

@@ -10,7 +10,7 @@ from dataclasses import replace
 import numpy as np
 
 from gatekeeper.signals.context import EvalContext
-from gatekeeper.signals.counts import ArmCounts, count_outcome
+from gatekeeper.signals.counts import ArmCounts, carried_extra, count_outcome
 from gatekeeper.signals.fetch import Counter, align_rows, counters, grid, staleness_gap
 from gatekeeper.sources.base import Series
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
@@ -21,7 +21,7 @@ from gatekeeper.stats import histogram
 def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     queries: dict[str, str] = {}
     buckets: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
-    histogram = Counter(signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
+    histogram = Counter(signal.histogram, by="le", suffix="_bucket")
     fetched = counters(ctx, {"buckets": histogram})["buckets"]
     for arm, data in fetched.items():
         queries[f"{arm}_buckets"] = data.query
@@ -60,12 +60,16 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     else:
         # The largest bucket bound below the baseline's quantile: the baseline then has at least (1 - q) of its
         # requests above it, so there are events to compare (the bound above would leave far fewer).
+        # The bound chosen in an earlier stage stays: the carried e-process counts requests slower than it.
         q_base = quantiles["baseline"]
-        idx = int(np.searchsorted(le, q_base, side="left")) - 1 if q_base is not None else len(le) - 2
-        idx = min(max(idx, 0), len(le) - 2)  # never the +Inf bucket: nothing is slower than +Inf
+        kept = _bound_index(le, float(carried_extra(ctx, signal.name).get("bound_seconds", math.nan)))
+        if kept is not None:
+            idx = kept
+        else:
+            idx = int(np.searchsorted(le, q_base, side="left")) - 1 if q_base is not None else len(le) - 2
+            idx = min(max(idx, 0), len(le) - 2)  # never the +Inf bucket: nothing is slower than +Inf
         label = f"slower than {le[idx]:g}s, the bucket bound below the baseline's p{signal.quantile * 100:g}"
-    gap, fresh_q = staleness_gap(ctx, signal.histogram, {a: (d.query, d.newest) for a, d in fetched.items()})
-    queries.update(fresh_q)
+    gap, _ = staleness_gap(ctx, signal.histogram, {a: (d.query, d.newest) for a, d in fetched.items()})
     if gap:
         return _plain(signal, queries, Verdict.NODATA, gap)
     t = grid(ctx)
@@ -79,7 +83,13 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
         "baseline_quantile": quantiles["baseline"],
     }
     out = count_outcome(
-        signal=signal, ctx=ctx, canary=canary, baseline=baseline, queries=queries, extra=extra
+        signal=signal,
+        ctx=ctx,
+        canary=canary,
+        baseline=baseline,
+        queries=queries,
+        extra=extra,
+        carry_extra={"bound_seconds": float(le[idx])} if signal.quantile is not None else None,
     )
     if signal.quantile is not None and quantiles["canary"] is not None and quantiles["baseline"] is not None:
         q = f"p{signal.quantile * 100:g} canary {quantiles['canary']:.3g}s vs baseline {quantiles['baseline']:.3g}s; "

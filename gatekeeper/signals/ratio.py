@@ -36,11 +36,12 @@ def evaluate(
         ex, ex_seen = align(exposure[arm].series, points)
         queries[f"{arm}_{events_attr}"] = events[arm].query
         queries[f"{arm}_{exposure_attr}"] = exposure[arm].query
+        notes += [f"{arm} {events_attr}: {n}" for n in events[arm].notes]
+        notes += [f"{arm} {exposure_attr}: {n}" for n in exposure[arm].notes]
         if not ex_seen:
             arms[arm] = None
             continue
         if signal.kind == "drift":
-            ev = _leaks(placed=ex, recorded=ev) if ev_seen else np.full_like(ex, np.nan)
             if not ev_seen:
                 return _nodata(
                     signal,
@@ -48,13 +49,11 @@ def evaluate(
                     f"{arm} has {exposure_sel} but no {events_sel}: the system of "
                     "record is not reporting, so drift cannot be measured",
                 )
+            ev = _leaks(placed=ex, recorded=ev)
         elif not ev_seen:
             notes.append(f"{arm}: no {events_sel} series, counted as zero events")
         arms[arm] = ArmCounts(timestamps=points, events=ev, exposure=ex)
-    gap, fresh_q = staleness_gap(
-        ctx, exposure_sel, {a: (exposure[a].query, exposure[a].newest) for a in ARMS}
-    )
-    queries.update(fresh_q)
+    gap, _ = staleness_gap(ctx, exposure_sel, {a: (exposure[a].query, exposure[a].newest) for a in ARMS})
     if gap and arms["canary"] is not None and arms["baseline"] is not None:
         return _nodata(signal, queries, gap)
     cutoff = _complete_until([c[a].newest for c in (events, exposure) for a in ARMS])

@@ -55,31 +55,23 @@ def evaluate_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:
 
 def render_queries(signal: Any, ctx: EvalContext) -> dict[str, str]:
     """The queries a signal would run (for lint and dry display) without running them: for count signals the
-    same text `fetch.counters` sends, folded over both arms when the scopes allow it."""
-    from gatekeeper.signals.fetch import ARMS, Counter, counters_query
-    from gatekeeper.signals.render import fill, split_arms
-    from gatekeeper.signals.series import _RATIO_FIELDS as _COUNT_FIELDS  # (events, exposure) per kind
-
-    step = ctx.window.step
-    scopes = ctx.gate.scopes
-    split = split_arms(scopes.canary, scopes.baseline)
-
-    def counted(arm: str, wanted: dict[str, Counter]) -> str:
-        if split is not None:
-            return counters_query(wanted, split.scope, step, split.labels)
-        return counters_query(wanted, getattr(scopes, arm), step)
+    same text `fetch.counters` records, folded over both arms when the scopes allow it."""
+    from gatekeeper.signals.fetch import ARMS, Counter, counter_queries
+    from gatekeeper.signals.render import fill
+    from gatekeeper.signals.series import COUNT_FIELDS
 
     out: dict[str, str] = {}
-    for arm in ARMS:
-        if signal.kind == "threshold":
-            scope = getattr(scopes, arm)
-            out[arm] = fill(signal.query, scope=scope, arm=arm, window=ctx.window.length, step=step)
-        elif signal.kind == "latency":
-            histogram = Counter(signal.histogram, by="le", suffix="_bucket", fresh_suffix="_count")
-            out[arm] = counted(arm, {"buckets": histogram})
-        elif signal.kind in _COUNT_FIELDS:
-            events, exposure = (getattr(signal, f) for f in _COUNT_FIELDS[signal.kind])
-            query = counted(arm, {"events": Counter(events), "exposure": Counter(exposure)})
-            for attr in _COUNT_FIELDS[signal.kind]:
-                out[f"{arm}_{attr}"] = query
+    if signal.kind == "threshold":
+        for arm in ARMS:
+            scope = getattr(ctx.gate.scopes, arm)
+            out[arm] = fill(
+                signal.query, scope=scope, arm=arm, window=ctx.window.length, step=ctx.window.step
+            )
+    elif signal.kind == "latency":
+        texts = counter_queries(ctx, {"buckets": Counter(signal.histogram, by="le", suffix="_bucket")})
+        out = {arm: texts["buckets"][arm] for arm in ARMS}
+    elif signal.kind in COUNT_FIELDS:
+        attrs = COUNT_FIELDS[signal.kind]
+        texts = counter_queries(ctx, {attr: Counter(getattr(signal, attr)) for attr in attrs})
+        out = {f"{arm}_{attr}": texts[attr][arm] for arm in ARMS for attr in attrs}
     return out

@@ -26,9 +26,17 @@ from gatekeeper.signals.fetch import grid
 from gatekeeper.signals.render import fill, increase
 from gatekeeper.spec.durations import format_duration
 
-__all__ = ["ArmSeries", "ArmValues", "UnsupportedSignal", "arm_query", "step_series", "window_values"]
+__all__ = [
+    "COUNT_FIELDS",
+    "ArmSeries",
+    "ArmValues",
+    "UnsupportedSignal",
+    "arm_query",
+    "step_series",
+    "window_values",
+]
 
-_RATIO_FIELDS = {
+COUNT_FIELDS = {
     "ratio": ("bad", "total"),
     "duplicates": ("duplicates", "processed"),
     "retries": ("retries", "requests"),
@@ -75,8 +83,8 @@ def arm_query(signal: object, ctx: EvalContext, arm: str, *, window: float) -> s
     kind = getattr(signal, "kind", "")
     if kind == "threshold":
         return fill(signal.query, scope=scope, arm=arm, window=window, step=ctx.window.step)  # type: ignore[attr-defined]
-    if kind in _RATIO_FIELDS:
-        events, exposure = (getattr(signal, f) for f in _RATIO_FIELDS[kind])
+    if kind in COUNT_FIELDS:
+        events, exposure = (getattr(signal, f) for f in COUNT_FIELDS[kind])
         ratio = f"{increase(events, scope, window)} / {increase(exposure, scope, window)}"
         return f"1 - ({ratio})" if kind == "drift" else ratio
     if kind == "latency" and getattr(signal, "quantile", None) is not None:

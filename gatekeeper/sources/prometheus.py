@@ -192,10 +192,12 @@ def parse_result(data: Any, *, instant: bool) -> tuple[Series, ...]:
         labels = item.get("metric", {})
         if not isinstance(labels, dict) or not all(isinstance(v, str) for v in labels.values()):
             raise MalformedAnswer(f"{where}.metric is not an object of label strings")
-        if instant:
+        if "values" in item:  # a matrix: a range query, or an instant query of a range selector (raw samples)
+            pairs, key = item["values"], "values"
+        elif instant:
             pairs, key = ([item["value"]] if "value" in item else []), "value"
         else:
-            pairs, key = item.get("values", []), "values"
+            pairs, key = [], "values"
         if not isinstance(pairs, list):
             raise MalformedAnswer(f"{where}.{key} is {type(pairs).__name__}, not a list")
         out.append(_series(labels, pairs, where=f"{where}.{key}"))

@@ -58,8 +58,12 @@ class SignalOutcome:
     evidence: dict[str, Any] = field(default_factory=dict)
     critical: bool = False
     dry_run: bool = False
+    # The signal's sequential evidence to continue in the next stage of the same rollout (plain JSON, a few KB;
+    # kept out of `to_dict`, which is for people): see `gatekeeper.signals.counts`.
+    carry: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
+        d.pop("carry", None)
         d["verdict"] = self.verdict.value
         return d

@@ -10,7 +10,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from gatekeeper.spec.base import SpecModel
 from gatekeeper.spec.durations import Duration
@@ -25,11 +25,15 @@ class Direction(StrEnum):
 
 
 class TestMethod(StrEnum):
-    """How a comparative signal is tested. `sequential` is anytime-valid and the default."""
+    """How a count signal is tested.
+
+    `sequential` (the default) is anytime-valid: it may look at every interval. `fixed` is the exact
+    conditional binomial test, valid only when run once: it runs at the stage's planned end (its minimum
+    duration), on the evidence up to then, and says INCONCLUSIVE before.
+    """
 
     SEQUENTIAL = "sequential"
     FIXED = "fixed"
-    MANN_WHITNEY = "mann-whitney"
 
 
 class SignalBase(SpecModel):
@@ -79,16 +83,42 @@ class SignalBase(SpecModel):
     )
 
 
-class RatioSignal(SignalBase):
+class CountSignal(SignalBase):
+    """A signal judged by the count test: bad events over exposure, canary against baseline."""
+
+    test: TestMethod = Field(
+        default=TestMethod.SEQUENTIAL,
+        description="sequential (anytime-valid, every look) or fixed (exact, once at the stage's planned end).",
+    )
+    detectable_rate: float | None = Field(
+        default=None,
+        gt=0,
+        description="With no bad events in either arm a ratio cannot be bounded: the signal then passes once the "
+        "canary has served enough requests (log(1/alpha) / rate) to have seen a bad event had its rate been this "
+        "or more, e.g. 0.001 for one in a thousand. Unset: silence stays inconclusive.",
+    )
+
+    @field_validator("test", mode="before")
+    @classmethod
+    def _valid_method(cls, v: object) -> object:
+        if v == "mann-whitney":
+            raise ValueError(
+                "mann-whitney is a fixed-horizon test of per-step values and is not valid at every look: use "
+                "'mode: kayenta' for Kayenta's Mann-Whitney judge, or 'test: fixed' for the exact count test run "
+                "once at the stage's planned end"
+            )
+        return v
+
+
+class RatioSignal(CountSignal):
     """Bad events over all events, from two counters (e.g. 5xx responses over all responses)."""
 
     kind: Literal["ratio"]
     bad: str = Field(description='Counter selector of bad events, e.g. http_requests_total{code=~"5.."}.')
     total: str = Field(description="Counter selector of all events, e.g. http_requests_total.")
-    test: TestMethod = TestMethod.SEQUENTIAL
 
 
-class LatencySignal(SignalBase):
+class LatencySignal(CountSignal):
     """A Prometheus histogram: a quantile, or the fraction of requests slower than a threshold."""
 
     kind: Literal["latency"]
@@ -97,7 +127,6 @@ class LatencySignal(SignalBase):
     slower_than: Duration | None = Field(
         default=None, description="Count requests slower than this (must be a bucket bound `le`)."
     )
-    test: TestMethod = TestMethod.SEQUENTIAL
 
     @model_validator(mode="after")
     def _one_objective(self) -> LatencySignal:
@@ -129,7 +158,7 @@ class SpanCheck(SpecModel):
     status: Literal["ok", "error", "any"] = "ok"
 
 
-class InvariantSignal(SignalBase):
+class InvariantSignal(CountSignal):
     """A trace rule: in a trace rooted at `root`, if `when` happened then `require` must exist within `within`."""
 
     kind: Literal["invariant"]
@@ -139,7 +168,7 @@ class InvariantSignal(SignalBase):
     within: Duration = 30.0
 
 
-class DriftSignal(SignalBase):
+class DriftSignal(CountSignal):
     """Storefront vs system of record: `placed` events that never show up in `recorded`, per arm."""
 
     kind: Literal["drift"]
@@ -149,7 +178,7 @@ class DriftSignal(SignalBase):
     )
 
 
-class DuplicateSignal(SignalBase):
+class DuplicateSignal(CountSignal):
     """The same idempotency key processed more than once, per arm."""
 
     kind: Literal["duplicates"]
@@ -157,7 +186,7 @@ class DuplicateSignal(SignalBase):
     processed: str = Field(description="Counter selector of all processings.")
 
 
-class RetrySignal(SignalBase):
+class RetrySignal(CountSignal):
     """Retry amplification: retries (or downstream calls) per request, canary over baseline."""
 
     kind: Literal["retries"]

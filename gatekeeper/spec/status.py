@@ -63,6 +63,16 @@ class Intent(SpecModel):
     stage: int | None = None  # the stage whose split this sets (its match/mirror too); None: promote/revert
 
 
+class Carried(SpecModel):
+    """The sequential evidence of the rollout's earlier stages, carried into stage `stage`: per signal, its
+    e-process states (see `gatekeeper.signals.counts.Carried`), so one e-process spans the whole rollout and
+    the false-rollback budget (alpha) is spent once, not once per stage. Written at each advance."""
+
+    stage: int
+    through: float | None = None  # window end of the look whose evidence this is
+    signals: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
 class GateStatus(SpecModel):
     phase: Phase = Phase.PENDING
     stage: int = 0
@@ -91,3 +101,10 @@ class GateStatus(SpecModel):
     history: list[HistoryEntry] = Field(default_factory=list, max_length=HISTORY_LIMIT)
     observed_generation: int | None = None
     spec_hash: str = ""
+    carried: Carried | None = None  # the earlier stages' sequential evidence (one alpha per rollout)
+
+    def carried_signals(self) -> dict[str, dict[str, Any]]:
+        """The evidence carried into the current stage, per signal ({} in the first stage)."""
+        if self.carried is None or self.carried.stage != self.stage:
+            return {}
+        return self.carried.signals

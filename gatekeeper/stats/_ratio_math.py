@@ -1,4 +1,4 @@
-"""The arithmetic under the "which arm" e-process (STATISTICS.md §2), shared by the batch and incremental forms.
+"""The arithmetic under the "which arm" e-process, shared by the batch and incremental forms.
 
 For one interval with c canary and b baseline bad events and canary traffic share ρ, the conditional
 log-likelihood of a rate ratio r is, up to a term that does not depend on r,
@@ -9,29 +9,46 @@ so the log likelihood ratio of r_a against r_0 over all intervals is F(r_a) − 
 concave in log r, which makes every one-sided mixture e-value monotone along the ratio axis and keeps the
 confidence set an interval. Everything is kept in log space.
 
-The confidence sequence lives on a fixed lattice r_i = 2^(i/16): candidates 2^-6 … 2^6 (1/64 to 64, 4.4 %
-apart), plus room for the alternatives either side of each candidate (257 numbers in all).
+One mixture serves every statement the gate makes. Its alternatives are multiples g_j = 2^(k_j/16) of the
+ratio under test, with weights w_j:
+
+- harm (FAIL): E⁺(r0) = Σ_j w_j exp(F(r0·g_j) − F(r0)) against H0: r <= r0 = 1 + tolerance;
+- safety (PASS bound): E⁻(r0) = Σ_j w_j exp(F(r0/g_j) − F(r0)) against H0: r >= r0;
+- the confidence sequence: every candidate r_i of a lattice r_i = 2^(i/16) is excluded from below when
+  E⁺(r_i) >= 1/α and from above when E⁻(r_i) >= 1/α.
+
+F is tracked exactly at r0 and r0·g_j^(±1) (the "anchors"), so FAIL and PASS are decided at the tolerance
+itself, not at the nearest lattice point; and by concavity of F, a lattice candidate above r0 excluded from
+below means r0 is excluded too, so the harm e-value and the bounds can never disagree. The alternatives start
+one lattice step (4.4 %) above the null, so a regression just past the tolerance is within reach (a grid whose
+smallest alternative sat 40 % above the null left a 1.41x-the-tolerance regression undetected while the
+confidence sequence had already excluded the tolerance).
+
+Lattice: candidates 2^-6 … 2^6 (1/64 to 64), plus room for the alternatives either side of each candidate.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
-# Default alternatives (multiples of 1 + margin) and their weights: tuned in bench/detection.py to keep the
-# canary requests to FAIL within ~1.2x of an oracle SPRT that knows the true ratio, for ratios 1.5 to 5 at
-# canary shares 5 % to 50 %. Small effects get more weight because they are the slow ones.
-DEFAULT_GRID: tuple[float, ...] = (1.4, 2.0, 3.0, 5.0)
-DEFAULT_WEIGHTS: tuple[float, ...] = (0.4, 0.25, 0.2, 0.15)
-
 STEPS_PER_DOUBLING = 16
 CANDIDATE_SPAN = 6 * STEPS_PER_DOUBLING  # candidates i = -96 … 96
-# The confidence sequence mixes alternatives r_i·2^(±k/16) for these k (4 %, 9 %, 19 %, 41 %, 2x, 4x away),
-# equally weighted: a bound can only approach 1 + tolerance if some alternative is that close, so the
-# offsets start at one lattice step. (The harm test's grid above is tuned for detection instead.)
-CS_OFFSETS = np.array([1, 2, 4, 8, 16, 32])
-CS_LOG_WEIGHTS = np.full(CS_OFFSETS.size, -np.log(CS_OFFSETS.size))
+
+# The default mixture: offsets in lattice steps (4 % … 8x away) and their weights. Dense near the null, where
+# small regressions and tight tolerances need alternatives, and reaching 8x for gross harm, which then needs
+# only a handful of events. Tuned in bench/detection.py (detection, A/A, time to PASS).
+DEFAULT_OFFSETS: tuple[int, ...] = (1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48)
+DEFAULT_WEIGHTS: tuple[float, ...] = (0.08, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 0.09, 0.08, 0.08, 0.07)
+DEFAULT_GRID: tuple[float, ...] = tuple(2.0 ** (k / STEPS_PER_DOUBLING) for k in DEFAULT_OFFSETS)
+
+MAX_OFFSET = 64  # alternatives further than 16x are rounded down to it on the lattice
+SUPPORT_REACH = CANDIDATE_SPAN + MAX_OFFSET
+# Ratios at which F is tracked for the confidence sequence: candidates ± the largest offset.
+SUPPORT = np.exp2(np.arange(-SUPPORT_REACH, SUPPORT_REACH + 1) / STEPS_PER_DOUBLING)
 
 
 def log_lik_increments(
@@ -54,14 +71,30 @@ def log_lik_increments(
     return np.where(c == 0, 0.0, c * log_r) - term
 
 
-def cs_alternatives() -> np.ndarray:
-    """The confidence sequence's alternatives as ratio multipliers (> 1)."""
-    return np.exp2(CS_OFFSETS / STEPS_PER_DOUBLING)
+def lattice_offsets(grid: Sequence[float]) -> np.ndarray:
+    """Each alternative's distance on the lattice, in steps (at least one, at most `MAX_OFFSET`)."""
+    steps = np.rint(np.log2(np.asarray(grid, dtype=float)) * STEPS_PER_DOUBLING).astype(int)
+    return np.clip(steps, 1, MAX_OFFSET)
 
 
-SUPPORT_REACH = CANDIDATE_SPAN + int(CS_OFFSETS.max())
-# Ratios at which F is tracked for the confidence sequence: candidates ± the largest offset.
-SUPPORT = np.exp2(np.arange(-SUPPORT_REACH, SUPPORT_REACH + 1) / STEPS_PER_DOUBLING)
+@lru_cache(maxsize=64)
+def layout(margin: float, grid: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """Every ratio at which F is tracked, and their logs: the anchors r0/g_J … r0/g_1, r0, r0·g_1 … r0·g_J
+    (2J + 1 numbers), then the lattice `SUPPORT`."""
+    r0 = 1.0 + margin
+    g = np.asarray(grid, dtype=float)
+    anchors = np.concatenate([r0 / g[::-1], [r0], r0 * g])
+    points = np.concatenate([anchors, SUPPORT])
+    return points, np.log(points)
+
+
+def anchor_log_e(anchor_f: np.ndarray, log_w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(harm, safety) log e-values at r0 from F at the anchors; leading axes are kept (e.g. one per interval)."""
+    j = log_w.size
+    centre = anchor_f[..., j : j + 1]
+    harm = logsumexp_rows(anchor_f[..., j + 1 :] - centre + log_w)
+    safety = logsumexp_rows(anchor_f[..., :j][..., ::-1] - centre + log_w)
+    return harm, safety
 
 
 def logsumexp_rows(values: np.ndarray) -> np.ndarray:
@@ -73,8 +106,10 @@ def logsumexp_rows(values: np.ndarray) -> np.ndarray:
     return out
 
 
-def confidence_bounds(support_f: np.ndarray, log_threshold: float) -> tuple[float, float]:
-    """One-sided bounds (each at level α) on r from F on the support lattice.
+def confidence_bounds(
+    support_f: np.ndarray, log_threshold: float, offsets: np.ndarray, log_w: np.ndarray
+) -> tuple[float, float]:
+    """One-sided bounds (each at level α) on r from F on the lattice.
 
     A candidate r_i is excluded from below when the mixture e-value for H0: r <= r_i (alternatives r_i·g_j)
     reaches 1/α, and from above likewise for H0: r >= r_i. By concavity of F the exclusions form a prefix
@@ -84,8 +119,8 @@ def confidence_bounds(support_f: np.ndarray, log_threshold: float) -> tuple[floa
     """
     idx = np.arange(-CANDIDATE_SPAN, CANDIDATE_SPAN + 1) + SUPPORT_REACH
     base = support_f[idx]
-    up = support_f[idx[:, None] + CS_OFFSETS[None, :]] - base[:, None] + CS_LOG_WEIGHTS[None, :]
-    down = support_f[idx[:, None] - CS_OFFSETS[None, :]] - base[:, None] + CS_LOG_WEIGHTS[None, :]
+    up = support_f[idx[:, None] + offsets[None, :]] - base[:, None] + log_w[None, :]
+    down = support_f[idx[:, None] - offsets[None, :]] - base[:, None] + log_w[None, :]
     below = logsumexp_rows(up) >= log_threshold
     above = logsumexp_rows(down) >= log_threshold
     lower = 0.0

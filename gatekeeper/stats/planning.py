@@ -17,10 +17,16 @@ from collections.abc import Sequence
 import numpy as np
 
 from gatekeeper.stats import _check
-from gatekeeper.stats._ratio_math import DEFAULT_GRID, DEFAULT_WEIGHTS, cs_alternatives
+from gatekeeper.stats._ratio_math import DEFAULT_GRID, DEFAULT_WEIGHTS
 from gatekeeper.stats.errors import StatsInputError
 
-__all__ = ["requests_needed", "requests_to_detect", "share_probability"]
+__all__ = [
+    "fixed_noninferiority_requests",
+    "requests_needed",
+    "requests_to_detect",
+    "share_probability",
+    "silence_requests",
+]
 
 
 def share_probability(ratio: float | np.ndarray, share: float) -> float | np.ndarray:
@@ -85,17 +91,55 @@ def requests_needed(
     alpha: float = 0.01,
     ratio: float = 1.0,
 ) -> float | None:
-    """Approximate total canary requests until the confidence sequence's upper bound falls below `limit`.
+    """Approximate total canary requests until the safety e-process at `limit` reaches 1/α (the upper bound
+    of the confidence sequence falls below `limit`: a PASS).
 
     `ratio` is the assumed true rate ratio (1: the canary is as good as the baseline). None when it cannot
     happen (ratio >= limit). Subtract the canary requests already served to get "how many more".
     """
     p, rho, a = _inputs(baseline_rate, canary_share, alpha)
-    g = cs_alternatives()
-    w = np.full(g.size, 1.0 / g.size)
+    g, w = np.asarray(DEFAULT_GRID), np.asarray(DEFAULT_WEIGHTS)
     if not (limit > 0 and ratio > 0) or ratio >= limit:
         return None
     events = _events(float(share_probability(ratio, rho)), limit / g, limit, rho, a, w)
     if math.isinf(events):
         return None
     return events / (p * (ratio + (1 - rho) / rho))
+
+
+def silence_requests(*, detectable_rate: float, alpha: float) -> int:
+    """Canary requests after which zero bad events rules out a bad-event rate of `detectable_rate` or more.
+
+    With rate p >= f, P(no event in n requests) <= (1 − f)^n <= exp(−f·n) (Bernoulli or Poisson), which is at
+    most α once n >= log(1/α) / f. The event "no bad event yet" only shrinks as requests accrue, so checking
+    it at every look spends α once: the first look past n decides, and any later look can only see fewer
+    silent runs. (The "rule of three" is the α = 0.05 case: 3/n.)
+    """
+    f = float(detectable_rate)
+    if not (f > 0 and math.isfinite(f)):
+        raise StatsInputError(
+            "detectable_rate", f"{detectable_rate!r} is not a positive rate", "pass e.g. 0.001 (0.1 %)"
+        )
+    a = _check.alpha(alpha)
+    return math.ceil(math.log(1.0 / a) / f)
+
+
+def fixed_noninferiority_requests(
+    *, baseline_rate: float, canary_share: float, limit: float, alpha: float, power: float = 0.8
+) -> float:
+    """Canary requests a fixed-horizon one-sided test of H0: r >= `limit` needs to reject it with `power` when
+    the arms are equal (r = 1), by the normal approximation to the conditional binomial: the reference the
+    sequential test's time to PASS is compared with (Chow, Shao & Wang (2008), "Sample size calculations in
+    clinical research", §4.2, one-sample proportion non-inferiority)."""
+    from scipy import stats
+
+    p, rho, a = _inputs(baseline_rate, canary_share, alpha)
+    if not limit > 1.0:
+        raise StatsInputError("limit", f"{limit!r} is not above 1", "pass 1 + tolerance")
+    theta0 = float(share_probability(limit, rho))
+    theta1 = rho
+    za, zb = stats.norm.ppf(1.0 - a), stats.norm.ppf(power)
+    m = (
+        (za * math.sqrt(theta0 * (1 - theta0)) + zb * math.sqrt(theta1 * (1 - theta1))) / (theta0 - theta1)
+    ) ** 2
+    return m * rho / p
