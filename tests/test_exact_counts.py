@@ -74,7 +74,7 @@ class Process:
             seen_at = after[0]
             if self.restart_at is not None and e < self.restart_at <= seen_at:
                 continue  # lost with the process
-            k = int(math.ceil((seen_at - (points[0] - STEP)) / STEP - 1e-9)) - 1
+            k = math.ceil((seen_at - (points[0] - STEP)) / STEP - 1e-9) - 1
             if 0 <= k < len(points):
                 counts[k] += 1
         return counts
