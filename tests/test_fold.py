@@ -134,7 +134,9 @@ def test_folded_and_per_arm_queries_give_the_same_counts_evidence_and_verdicts(p
         ctx = EvalContext(gate=spec, metrics=None, window=window, stage=spec.stages[0], alpha=spec.alpha)  # type: ignore[arg-type]
         for signal, outcome in zip(spec.signals, judgement.signals, strict=True):
             rendered = set(render_queries(signal, ctx).values())
-            assert set(outcome.queries.values()) <= ran | rendered, outcome.name  # the text behind every number
+            assert set(outcome.queries.values()) <= ran | rendered, (
+                outcome.name
+            )  # the text behind every number
             assert rendered == set(outcome.queries.values())  # lint parses exactly what is recorded
             assert ran <= rendered | {q for o in judgement.signals for q in o.queries.values()}
 

@@ -142,3 +142,103 @@ def test_range_values_that_are_not_a_list_are_named(recorder):
     finally:
         source.close()
         Recorder.body = BODY
+
+
+class Partial(BaseHTTPRequestHandler):
+    """A querier that answers with data and says it is incomplete, as Thanos/Mimir (warnings) and
+    VictoriaMetrics (isPartial) do when a store could not be reached."""
+
+    body: bytes = b""
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(self.body)))
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def _serve(body: dict) -> tuple[ThreadingHTTPServer, str]:
+    handler = type("Handler", (Partial,), {"body": json.dumps(body).encode()})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_address[1]}"
+
+
+THANOS_PARTIAL = {
+    "status": "success",
+    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [60, "1"]}]},
+    "warnings": ["No StoreAPIs matched for this query: store 10.0.0.7:10901 unreachable"],
+}
+VM_PARTIAL = {
+    "status": "success",
+    "isPartial": True,
+    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [60, "1"]}]},
+}
+WITH_INFO_ONLY = {
+    "status": "success",
+    "data": {"resultType": "vector", "result": [{"metric": {}, "value": [60, "1"]}]},
+    "infos": ["PromQL info: metric might not be a counter"],
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "says"), [(THANOS_PARTIAL, "No StoreAPIs matched"), (VM_PARTIAL, "isPartial")]
+)
+def test_an_answer_the_backend_calls_partial_is_incomplete_not_data(body, says):
+    from gatekeeper.sources.base import IncompleteAnswer
+
+    server, url = _serve(body)
+    source = PrometheusSource(url, retries=0)
+    try:
+        with pytest.raises(IncompleteAnswer, match=says) as err:
+            source.instant("up", at=60)
+        assert err.value.query == "up"
+        with pytest.raises(IncompleteAnswer):
+            source.range("up", start=0, end=60, step=60)
+    finally:
+        source.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_informational_annotations_are_not_incompleteness():
+    server, url = _serve(WITH_INFO_ONLY)
+    source = PrometheusSource(url, retries=0)
+    try:
+        assert source.instant("up", at=60).scalar() == 1.0
+    finally:
+        source.close()
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_gate_whose_backend_answers_partially_holds_on_nodata_with_the_backends_words():
+    from gatekeeper.judge import evaluate_gate
+    from gatekeeper.signals import Window
+    from gatekeeper.spec import Verdict, load_gate_text
+
+    gate = load_gate_text(
+        """
+name: partial
+scopes: {canary: {track: canary}, baseline: {track: baseline}}
+signals:
+  - {name: errors, kind: ratio, bad: 'http_requests_total{code="500"}', total: http_requests_total}
+  - {name: cpu, kind: threshold, query: 'max(cpu{${selector}})', max: 1}
+"""
+    )
+    server, url = _serve(THANOS_PARTIAL)
+    source = PrometheusSource(url, retries=0)
+    try:
+        judgement = evaluate_gate(gate, metrics=source, window=Window(start=0, end=600, step=60))
+    finally:
+        source.close()
+        server.shutdown()
+        server.server_close()
+    assert judgement.verdict == Verdict.NODATA
+    for outcome in judgement.signals:
+        assert outcome.verdict == Verdict.NODATA
+        assert "incomplete" in outcome.reason and "No StoreAPIs matched" in outcome.reason

@@ -228,9 +228,7 @@ def test_aa_false_alarm_rate_stays_below_alpha_across_stage_changes_and_traffic_
     assert alarms.mean() <= alpha
     # the confidence sequence excludes the true r = 1 (F(1) = 0) from either side at most 2α of the time
     f_down = np.cumsum(rm.log_lik_increments(c, b, obs_share, 1 / grid), axis=1)
-    excluded = (log_e >= math.log(1 / alpha)) | (
-        rm.logsumexp_rows(f_down + np.log(w)) >= math.log(1 / alpha)
-    )
+    excluded = (log_e >= math.log(1 / alpha)) | (rm.logsumexp_rows(f_down + np.log(w)) >= math.log(1 / alpha))
     assert np.any(excluded, axis=1).mean() <= 2 * alpha
     # the library's own loop gives the same e-values on a few of these runs
     for i in range(3):

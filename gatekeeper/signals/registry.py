@@ -8,7 +8,7 @@ from typing import Any
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.render import RenderError
-from gatekeeper.sources.base import QueryRejected, SourceError
+from gatekeeper.sources.base import IncompleteAnswer, QueryRejected, SourceError
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 
 _EVALUATORS = {
@@ -31,6 +31,16 @@ def evaluate_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:
     """Evaluate one signal; source errors and render errors become ERROR outcomes with the failing query."""
     try:
         return _evaluator(signal.kind)(signal, ctx)
+    except IncompleteAnswer as e:  # the backend says data may be missing: missing evidence, never judged
+        return SignalOutcome(
+            name=signal.name,
+            kind=signal.kind,
+            verdict=Verdict.NODATA,
+            reason=f"incomplete answer: {e}",
+            queries={"incomplete": e.query} if e.query else {},
+            critical=signal.critical,
+            dry_run=signal.dry_run,
+        )
     except SourceError as e:
         kind = "query rejected" if isinstance(e, QueryRejected) else "source unavailable"
         return SignalOutcome(

@@ -13,6 +13,8 @@ class SourceError(Exception):
 
     SourceError
     ├── SourceUnavailable   connection refused, timeout, 5xx after retries: transient, hold and retry
+    │   └── IncompleteAnswer  the backend answered but said its answer may be partial (warnings, isPartial):
+    │                         missing evidence, never judged; hold and retry
     └── QueryRejected       4xx: a bad query, a bad credential; retrying the same query will not help
     """
 
@@ -24,6 +26,17 @@ class SourceError(Exception):
 
 class SourceUnavailable(SourceError):
     retryable = True
+
+
+class IncompleteAnswer(SourceUnavailable):
+    """The backend said its answer may be missing data: Thanos/Cortex/Mimir partial-response `warnings`,
+    VictoriaMetrics `isPartial`. `warnings` holds what it said."""
+
+    def __init__(
+        self, message: str, *, query: str = "", url: str = "", warnings: tuple[str, ...] = ()
+    ) -> None:
+        super().__init__(message, query=query, url=url)
+        self.warnings = warnings
 
 
 class QueryRejected(SourceError):

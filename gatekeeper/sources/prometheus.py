@@ -6,12 +6,20 @@ Retries use urllib3's backoff on connection errors and on 429/502/503/504; a 4xx
 Answers are asked uncompressed (`Accept-Encoding: identity`): a look's answers are a few kB on a fast link, and
 gzip cost ~0.4 ms of CPU per query (+35%) in the GIL-bound controller, with Prometheus compressing on its side.
 A gate whose Prometheus sits behind a slow link can ask for gzip with its own `Accept-Encoding` header.
+
+Every answer may be partial: a Thanos, Cortex or Mimir querier that could not reach a store still answers 200
+with the data it has and says so in `warnings`; VictoriaMetrics sets `isPartial`. The client library keeps
+only `data.result`, so a response hook on the session reads what the backend said about completeness, and
+such an answer raises `IncompleteAnswer` (missing evidence, never judged). `infos` (informational PromQL
+annotations) do not count.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import json
 import math
+import threading
 import time
 from typing import Any
 
@@ -20,7 +28,7 @@ import requests
 from prometheus_api_client import PrometheusApiClientException, PrometheusConnect
 from urllib3.util.retry import Retry
 
-from gatekeeper.sources.base import QueryRejected, QueryResult, Series, SourceUnavailable
+from gatekeeper.sources.base import IncompleteAnswer, QueryRejected, QueryResult, Series, SourceUnavailable
 
 _RETRY_STATUS = (429, 502, 503, 504)
 
@@ -53,6 +61,8 @@ class PrometheusSource:
         # Proxy settings are not read from the environment on every query (that lookup cost ~5 ms per query);
         # a Prometheus behind a proxy is reached through its own URL and headers.
         session.trust_env = False
+        self._said = threading.local()  # what the last answer in this thread said about its completeness
+        session.hooks["response"].append(self._completeness)
         self._client = PrometheusConnect(
             url=self.url,
             headers={"Accept-Encoding": "identity", **(headers or {})},
@@ -65,14 +75,43 @@ class PrometheusSource:
     def close(self) -> None:
         self._client.close()
 
+    def _completeness(self, response: Any, *args: Any, **kwargs: Any) -> None:
+        """Session response hook: remember the backend's warnings (a cheap byte search first)."""
+        body = response.content or b""
+        if b'"warnings"' not in body and b'"isPartial"' not in body:
+            return
+        try:
+            doc = json.loads(body)
+        except ValueError:
+            return
+        said = tuple(str(w) for w in doc.get("warnings") or ())
+        if doc.get("isPartial"):
+            said += ("the backend marked its answer partial (isPartial: true)",)
+        self._said.warnings = said
+
+    def _checked(self, query: str, data: Any) -> Any:
+        said = getattr(self._said, "warnings", ())
+        self._said.warnings = ()
+        if said:
+            raise IncompleteAnswer(
+                f"{self.url} said its answer may be incomplete: {'; '.join(said)[:300]}",
+                query=query,
+                url=self.url,
+                warnings=said,
+            )
+        return data
+
     def instant(self, query: str, *, at: float) -> QueryResult:
         t0 = time.perf_counter()
+        self._said.warnings = ()
         data = self._call(query, lambda: self._client.custom_query(query, params={"time": f"{at:.3f}"}))
+        data = self._checked(query, data)
         series = self._parse(query, data, instant=True)
         return QueryResult(query=query, series=series, elapsed=time.perf_counter() - t0)
 
     def range(self, query: str, *, start: float, end: float, step: float) -> QueryResult:
         t0 = time.perf_counter()
+        self._said.warnings = ()
         data = self._call(
             query,
             lambda: self._client.custom_query_range(
@@ -82,6 +121,7 @@ class PrometheusSource:
                 step=f"{step:g}",
             ),
         )
+        data = self._checked(query, data)
         series = self._parse(query, data, instant=False)
         return QueryResult(query=query, series=series, elapsed=time.perf_counter() - t0)
 
