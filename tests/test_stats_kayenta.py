@@ -269,3 +269,33 @@ def test_muted_metrics_do_not_count():
     assert (
         score_metrics([_m(Label.PASS, ["g"]), muted], pass_threshold=95, marginal_threshold=75).score == 100.0
     )
+
+
+# Kayenta's own detector cases (kayenta-judge DetectorSuite: "IQR Detection", "IQR Detect Two Sided",
+# "IQR Reduce Sensitivity", "IQR Empty Data"), run on the same inputs with the same options.
+KAYENTA_IQR_CASES = [
+    ([21.0, 23.0, 24.0, 25.0, 50.0, 29.0, 23.0, 21.0], 1.5, False, [0, 0, 0, 0, 1, 0, 0, 0]),
+    ([1.0, 1.0, 1.0, 5.0, -1.0, -1.0, -1.0, -5.0], 1.5, False, [0, 0, 0, 1, 0, 0, 0, 1]),
+    ([1.0] * 5 + [20.0] + [1.0] * 5, 3.0, True, [0] * 11),
+    ([], 1.5, False, []),
+]
+
+
+@pytest.mark.parametrize(("data", "factor", "reduce", "truth"), KAYENTA_IQR_CASES)
+def test_outlier_detection_matches_kayentas_detector_suite(data, factor, reduce, truth):
+    from gatekeeper.stats.kayenta import iqr_outliers
+
+    got = iqr_outliers(np.array(data), factor=factor, reduce_sensitivity=reduce)
+    assert got.tolist() == [bool(t) for t in truth]
+
+
+def test_kayentas_percentile_is_type_6_so_short_series_keep_every_value():
+    """Commons Math's LEGACY percentile (type 6, clamped) is what makes Kayenta's "IQR Reduce Sensitivity" case
+    keep the 20.0; R's default type 7 would put the 99th percentile at 18.1 and remove it."""
+    from gatekeeper.stats.kayenta import iqr_outliers
+
+    data = np.array([1.0] * 5 + [20.0] + [1.0] * 5)
+    assert np.percentile(data, 99, method="linear") == pytest.approx(18.1)  # type 7: it would be removed
+    assert not iqr_outliers(data, factor=3.0).any()
+    longer = np.concatenate([np.ones(200), [20.0]])  # 201 points: the 99th percentile is 1, so 20 goes
+    assert iqr_outliers(longer, factor=3.0)[-1]

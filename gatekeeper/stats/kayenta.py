@@ -47,6 +47,7 @@ __all__ = [
     "NaNStrategy",
     "classify_metric",
     "cles",
+    "iqr_outliers",
     "mean_ratio",
 ]
 
@@ -99,13 +100,30 @@ def cles(baseline: np.ndarray, canary: np.ndarray) -> float:
     return float((np.sum(diff > 0) + 0.5 * np.sum(diff == 0)) / diff.size)
 
 
+def iqr_outliers(values: np.ndarray, *, factor: float, reduce_sensitivity: bool = True) -> np.ndarray:
+    """Kayenta's IQRDetector: True where a value lies outside the Tukey fences Q1 − factor·IQR, Q3 + factor·IQR;
+    with `reduce_sensitivity` (what NetflixACAJudge uses) the fences widen to the 1st and 99th percentiles.
+
+    Percentiles follow Apache Commons Math's `StatUtils.percentile`, which Kayenta calls: its default LEGACY
+    estimation, position p·(n + 1) clamped to the first and last value, i.e. Hyndman & Fan type 6 (numpy's
+    "weibull"). So, as in Kayenta, the widened fences keep every value of a series shorter than 99 points
+    (the 1st and 99th percentiles are then its minimum and maximum); type 7 (R's default) would not.
+    """
+    v = np.asarray(values, dtype=float)
+    if not v.size:
+        return np.zeros(0, dtype=bool)
+    p25, p75, p01, p99 = np.percentile(v, [25, 75, 1, 99], method="weibull")
+    iqr = p75 - p25
+    lower, upper = p25 - factor * iqr, p75 + factor * iqr
+    if reduce_sensitivity:
+        lower, upper = min(p01, lower), max(p99, upper)
+    return (v < lower) | (v > upper)
+
+
 def _transform(values: np.ndarray, nan: NaNStrategy, outliers: bool, factor: float) -> np.ndarray:
     v = values[~np.isnan(values)] if nan == NaNStrategy.REMOVE else np.nan_to_num(values, nan=0.0)
     if outliers and v.size:
-        p25, p75, p01, p99 = np.percentile(v, [25, 75, 1, 99], method="weibull")
-        iqr = p75 - p25
-        lower, upper = min(p01, p25 - factor * iqr), max(p99, p75 + factor * iqr)
-        v = v[(v >= lower) & (v <= upper)]
+        v = v[~iqr_outliers(v, factor=factor)]
     return v
 
 
