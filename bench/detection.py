@@ -34,6 +34,7 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from gatekeeper.stats import _ratio_math as rm
+from gatekeeper.stats import planning
 from gatekeeper.stats.sequential import ratio_eprocess
 
 P0, ALPHA, BETA, PER_MIN = 0.01, 0.01, 0.05, 2000
@@ -95,12 +96,17 @@ def first_true(hit: np.ndarray) -> np.ndarray:
 
 
 # ---------------------------------------------------------------- (a) gatekeeper e-process
-def ours_log_e(c: np.ndarray, b: np.ndarray, s: Schedule, chunk: int = 1000) -> np.ndarray:
-    grid, log_w = np.asarray(rm.DEFAULT_GRID), np.log(rm.DEFAULT_WEIGHTS)
+def ours_log_e(
+    c: np.ndarray, b: np.ndarray, s: Schedule, chunk: int = 500, *, margin: float = 0.0, side: str = "harm"
+) -> np.ndarray:
+    """The library's mixture at r0 = 1 + margin: harm (alternatives r0·g) or safety (r0/g), per look."""
+    g, log_w = np.asarray(rm.DEFAULT_GRID), np.log(rm.DEFAULT_WEIGHTS)
+    r0 = 1.0 + margin
+    points = np.concatenate([[r0], r0 * g if side == "harm" else r0 / g])
     out = np.empty(c.shape)
     for i in range(0, c.shape[0], chunk):
-        inc = rm.log_lik_increments(c[i : i + chunk], b[i : i + chunk], s.share, grid)
-        out[i : i + chunk] = rm.logsumexp_rows(np.cumsum(inc, axis=1) + log_w)
+        f = np.cumsum(rm.log_lik_increments(c[i : i + chunk], b[i : i + chunk], s.share, points), axis=1)
+        out[i : i + chunk] = rm.logsumexp_rows(f[..., 1:] - f[..., :1] + log_w)
     return out
 
 
@@ -262,6 +268,75 @@ def library_check(s: Schedule, rng) -> bool:
         if not np.allclose(lib.log_path, vec[i], rtol=1e-9, atol=1e-9):
             return False
     return True
+
+
+# ---------------------------------------------------------------- tolerance cells (issue 15)
+TOLERANCES, MULTIPLES = (0.1, 0.2), (1.1, 1.25, 1.5, 2.0)
+
+
+def oracle_margin_first(c, b, s: Schedule, ratio: float, margin: float) -> np.ndarray:
+    """SPRT of the true ratio against r0 = 1 + margin on the same conditional data and looks (Wald bounds)."""
+    pts = np.array([1.0 + margin, ratio])
+    f = rm.log_lik_increments(c, b, s.share, pts)
+    return sprt_first(f[..., 1] - f[..., 0])
+
+
+def tolerance_section(runs: int, looks: int, rng) -> dict:
+    """Canary requests to FAIL at tolerance 0.1 and 0.2 for true ratios 1.1 ... 2 x (1 + tolerance), with the
+    same-look oracle SPRT against the tolerated ratio."""
+    out = {}
+    for tol in TOLERANCES:
+        for share in SHARES:
+            s = constant(share, looks)
+            for m in MULTIPLES:
+                ratio = m * (1 + tol)
+                c, b = simulate(s, ratio, runs, rng)
+                ours = summarise(first_true(ours_log_e(c, b, s, margin=tol) >= math.log(1 / ALPHA)), s, c, b)
+                oracle = summarise(oracle_margin_first(c, b, s, ratio, tol), s, c, b)
+                cell = {"tolerance": tol, "share": share, "multiple": m, "ratio": ratio, "ours": ours,
+                        "oracle": oracle, "ratio_vs_oracle": ours["mean_requests"] / oracle["mean_requests"]}  # fmt: skip
+                out[f"{tol:g}/{share:g}/{m:g}"] = cell
+                progress(
+                    f"tolerance {tol:g} share {share:.0%} ratio {ratio:.3g}: detected {ours['detected']:.3f}, "
+                    f"{ours['mean_requests']:.0f} canary requests ({cell['ratio_vs_oracle']:.2f}x the oracle)"
+                )
+    return out
+
+
+def promote_section(runs: int, looks: int, rng) -> dict:
+    """A/A canaries: canary requests until the safety e-process at 1 + tolerance reaches 1/alpha (a PASS,
+    stage minimums aside), as a ratio to the fixed-horizon non-inferiority sample size at 80 % power."""
+    out = {}
+    for tol in (0.1, 0.2, 0.5):
+        for share in SHARES:
+            s = constant(share, looks)
+            c, b = simulate(s, 1.0, runs, rng)
+            first = first_true(ours_log_e(c, b, s, margin=tol, side="safety") >= math.log(1 / ALPHA))
+            cum_n = np.concatenate([[0], np.cumsum(s.n_c)])
+            passed = first < looks
+            need = cum_n[np.minimum(first, looks - 1) + 1].astype(float)
+            fixed = planning.fixed_noninferiority_requests(
+                baseline_rate=P0, canary_share=float(s.share[0]), limit=1 + tol, alpha=ALPHA, power=0.8
+            )
+            cell = {
+                "tolerance": tol,
+                "share": share,
+                "passed": float(passed.mean()),
+                "mean_requests": float(need.mean()),
+                "median_requests": float(np.median(need)),
+                "p80_requests": float(np.quantile(need, 0.8)),
+                "fixed_horizon_80pct_power": fixed,
+                "median_over_fixed": float(np.median(need)) / fixed,
+                "p80_over_fixed": float(np.quantile(need, 0.8)) / fixed,
+                "mean_over_fixed": float(need.mean()) / fixed,
+            }
+            out[f"{tol:g}/{share:g}"] = cell
+            progress(
+                f"time to PASS, tolerance {tol:g} share {share:.0%}: median {cell['median_requests']:.0f} canary "
+                f"requests = {cell['median_over_fixed']:.2f}x fixed-horizon ({fixed:.0f}); 80th percentile "
+                f"{cell['p80_over_fixed']:.2f}x; passed {cell['passed']:.3f}"
+            )
+    return out
 
 
 # ---------------------------------------------------------------- A/A section
@@ -491,6 +566,9 @@ def main(argv: list[str] | None = None) -> int:
                 f"MWU {cell['peer_advantage']['kayenta_mwu']:.1f}x ours"
             )
     results["aa"] = aa_section(aa_runs, aa_looks, rng, mwu=not quick)
+    tol_runs, tol_looks = (200, 600) if quick else (1000, 1500)
+    results["tolerance"] = tolerance_section(tol_runs, tol_looks, rng)
+    results["time_to_pass"] = promote_section(*((200, 1200) if quick else (500, 4000)), rng)
     # diurnal traffic and base rate, stages 5 % -> 25 % -> 50 %, canary 2x
     s = diurnal(looks)
     cal = calibrate_schedule(s, cal_runs, rng, with_mwu=False)
@@ -513,6 +591,11 @@ def main(argv: list[str] | None = None) -> int:
         "min_mwu_over_ours": min(c["peer_advantage"]["kayenta_mwu"] for c in cells),
         "min_flagger_1pct_over_ours": min(c["peer_advantage"]["flagger_1pct"] for c in cells),
         "min_mwu_1pct_over_ours": min(c["peer_advantage"]["kayenta_mwu_1pct"] for c in cells),
+        "max_tolerance_ratio_vs_oracle": max(c["ratio_vs_oracle"] for c in results["tolerance"].values()),
+        "max_time_to_pass_median_over_fixed": max(
+            c["median_over_fixed"] for c in results["time_to_pass"].values()
+        ),
+        "max_time_to_pass_p80_over_fixed": max(c["p80_over_fixed"] for c in results["time_to_pass"].values()),
         "seconds": time.monotonic() - _T0,
     }
     # paths for the plot
@@ -538,6 +621,16 @@ def main(argv: list[str] | None = None) -> int:
     print("\nmeans over runs; '+' = some runs never failed within the horizon (counted at the horizon).")
     print(json.dumps(results["summary"], indent=1))
     print(json.dumps(results["aa"], indent=1))
+    print(f"\n{'tol':>4} {'share':>5} {'xtol':>5} | {'detected':>8} {'requests':>9} {'oracle':>8} {'a/o':>5}")
+    for c in results["tolerance"].values():
+        print(f"{c['tolerance']:4g} {c['share']:5.0%} {c['multiple']:5g} | {c['ours']['detected']:8.3f} "
+              f"{c['ours']['mean_requests']:9.0f} {c['oracle']['mean_requests']:8.0f} {c['ratio_vs_oracle']:5.2f}")  # fmt: skip
+    print(
+        f"\n{'tol':>4} {'share':>5} | {'median':>8} {'p80':>8} {'fixed NI':>8} {'med/fix':>7} {'p80/fix':>7}"
+    )
+    for c in results["time_to_pass"].values():
+        print(f"{c['tolerance']:4g} {c['share']:5.0%} | {c['median_requests']:8.0f} {c['p80_requests']:8.0f} "
+              f"{c['fixed_horizon_80pct_power']:8.0f} {c['median_over_fixed']:7.2f} {c['p80_over_fixed']:7.2f}")  # fmt: skip
     return 0
 
 

@@ -215,10 +215,16 @@ def test_prometheus_down_holds_and_never_advances(
                                           outageBudget="2m", consecutiveErrorLimit=1000))  # fmt: skip
     origin = sc.end_ms / 1000 - 20 * 60
     with controller_in_process(kube_admin, namespace=ns, origin=origin, prometheus_url=fresh_prometheus.url):
-        for name in ("long", "short"):
+        for name in ("long", "short"):  # stage 1's routing change made (its intent done), not only recorded
             wait_for(
                 f"{name} at stage 1",
-                lambda n=name: gate_status(kube_admin, ns, n).get("stage") == 1,
+                lambda n=name: (
+                    (
+                        gate_status(kube_admin, ns, n).get("stage"),
+                        canary_weight(read_route(kube_admin, ns, n)),
+                    )
+                    == (1, 5)
+                ),
                 timeout=60,
             )
         fresh_prometheus.stop()
