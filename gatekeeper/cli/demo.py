@@ -200,6 +200,7 @@ class Demo:
             prometheus_url=self.prom.url,
             leader_election=False,
             heartbeat=30.0,
+            health_port=None,  # no probes in the demo: a fixed port could be taken on a shared machine
         )
         kwargs: dict[str, Any] = {"clock": clock}
         if "traces" in Controller.__init__.__code__.co_varnames:
