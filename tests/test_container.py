@@ -66,7 +66,9 @@ def test_the_dockerfile_parses_with_buildkits_parser_and_keeps_the_charts_assump
     assert "--require-hashes" in runs and "-r /tmp/requirements.lock" in runs and "--no-deps" in runs
     wheel = f"gatekeeper-{VERSION}-py3-none-any.whl"
     assert wheel in runs, f"the Dockerfile must install the wheel of version {VERSION}"
-    env = dict(pair for c in final if c.cmd == "ENV" for pair in zip(c.value[::2], c.value[1::2], strict=True))
+    env = dict(
+        pair for c in final if c.cmd == "ENV" for pair in zip(c.value[::2], c.value[1::2], strict=True)
+    )
     assert env["PYTHONDONTWRITEBYTECODE"] == "1" and env["HOME"] == "/tmp"  # nothing written beside the code
     chart = (ROOT / "charts" / "gatekeeper" / "Chart.yaml").read_text()
     assert f'appVersion: "{VERSION}"' in chart  # the tag the chart deploys is the one the README builds
