@@ -223,6 +223,26 @@ def test_two_intakes_summed_in_prometheus_equal_the_ground_truth_and_split_trace
                 total(two_intakes, "gatekeeper_otlp_invariant_incomplete_traces_total", version=version),
             )
             assert direct == (checked, violations, incomplete)
+        # the controller's own look at a gate with this rule reads the same counts through its Prometheus
+        from gatekeeper.controller.looks import Looker
+        from gatekeeper.spec import GateSpec
+        from gatekeeper.spec.status import GateStatus
+
+        gate = GateSpec.model_validate({
+            "name": "checkout",
+            "source": {"prometheus": {"url": prometheus.url, "step": "5s", "delay": "0s"}},
+            "scopes": {"canary": {"track": "canary"}, "baseline": {"track": "baseline"}},
+            "stages": [{"weight": 5, "minDuration": "1m"}],
+            "signals": [SIGNAL],
+        })  # fmt: skip
+        judgement = Looker().look(gate, GateStatus(stage_started_at=started), now=end)
+        (outcome,) = [o for o in judgement.signals if o.name == "partial-checkout"]
+        splits = {v: e[2] for v, e in expected.items()}
+        assert outcome.verdict.value == "nodata", (
+            outcome.reason
+        )  # split traces: evidence incomplete, no verdict
+        assert f"{splits['canary']} canary and {splits['baseline']} baseline spans" in outcome.reason
+        assert outcome.canary["traces"] == expected["canary"][0]
 
 
 @pytest.mark.parametrize("n", [1, 2], ids=["one-intake", "two-intakes"])

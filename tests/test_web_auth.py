@@ -279,3 +279,22 @@ def test_the_controller_and_the_intake_refuse_a_public_address_without_auth(tmp_
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert intake.returncode == 2 and "refusing to serve the intake" in intake.stderr
+
+
+def test_serve_with_traces_exports_the_intake_counters_on_its_metrics() -> None:
+    from gatekeeper.ops.views import InMemoryGateRepository
+    from gatekeeper.sources.traces import Rule
+    from gatekeeper.web.app import create_app
+
+    clock = SimClock(T0)
+    store = TraceStore(clock=clock, rules=[RULE])
+    app = create_app(repository=InMemoryGateRepository(), token=TOKEN, span_sink=store)
+    with IntakeServer(app) as server:
+        body = request(checkout(1, t=T0, order=None)).SerializeToString()
+        headers = {**PROTOBUF, "Authorization": f"Bearer {TOKEN}"}
+        assert httpx.post(f"{server.url}/v1/traces", content=body, headers=headers).status_code == 200
+        clock.advance(31)
+        store.sweep()
+        text = httpx.get(f"{server.url}/metrics").text
+    key = Rule.of(RULE).key
+    assert f'gatekeeper_otlp_invariant_violations_total{{rule="{key}",version="canary"}} 1.0' in text

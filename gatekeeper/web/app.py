@@ -129,9 +129,12 @@ def create_app(
         *integration_routes(repository=repository, evaluate=evaluate, clock=clock, auth=auth),
     ]
     if span_sink is not None:
+        from gatekeeper.sources.traces import IntakeCollector, TraceStore
         from gatekeeper.web.otlp import otlp_routes
 
         routes.extend(otlp_routes(span_sink, auth=auth, **(intake_options or {})))
+        if isinstance(span_sink, TraceStore):  # the intake's counters on this app's /metrics
+            metrics.registry.register(IntakeCollector(span_sink))
     app = Starlette(routes=routes, middleware=[Middleware(_SecurityHeaders)])
     app.state.metrics = metrics
     return app
