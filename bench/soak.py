@@ -38,6 +38,8 @@ GOALS: dict[str, dict[str, Any]] = {
                 "stages_shorter_than_minimum": 0, "analyses_restarted": 0},
     "failover": {"kill9_next_look_p99_s": "< 20 (default Lease)", "graceful_next_look_p99_s": "< 5",
                  "writes_from_deposed_leaders": 0},
+    "outages": {"advances_on_missing_evidence": 0, "rollbacks_after_outages_shorter_than_budget": 0,
+                "page_or_hold_not_as_spec": 0},
 }  # fmt: skip
 
 
@@ -45,31 +47,49 @@ def say(msg: str) -> None:
     print(msg, flush=True)
 
 
+def crashes(world: Any, a: argparse.Namespace) -> dict[str, Any]:
+    from tests.soak.crashes import CrashPlan, run_crashes
+
+    plan = CrashPlan(kills=8, rate=60.0, seed=a.seed) if a.quick else CrashPlan(kills=a.kills, seed=a.seed)
+    say(f"crashes: {plan.kills:,} kill -9s, {plan.gates_per_kind} gates per router kind per epoch, "
+        f"gate clock x{plan.rate:g}")  # fmt: skip
+    return {"plan": plan.__dict__, **run_crashes(world, plan, say=say)}
+
+
+def failover(world: Any, a: argparse.Namespace) -> dict[str, Any]:
+    from tests.soak.failover import FAST_LEASE, FailoverPlan, run_failover
+
+    plan = FailoverPlan(kills=a.cycles, graceful=a.cycles, stops=a.cycles, seed=a.seed)
+    if a.quick:
+        plan = FailoverPlan(kills=2, graceful=2, stops=3, lease=dict(FAST_LEASE), gates=4, seed=a.seed)
+    say(f"failover: {plan.kills} kill -9, {plan.graceful} graceful stops (Lease {plan.lease}), "
+        f"{plan.stops} SIGSTOP/SIGCONT (Lease {plan.stop_lease}), {plan.replicas} replicas")  # fmt: skip
+    return {"plan": plan.__dict__, **run_failover(world, plan, say=say)}
+
+
+def outages(world: Any, a: argparse.Namespace) -> dict[str, Any]:
+    from tests.soak.outages import OutagePlan, run_outages
+
+    plan = OutagePlan(outages=a.outages, seed=a.seed)
+    if a.quick:
+        plan = OutagePlan(outages=8, max_s=400.0, gap_s=(60.0, 90.0), gates=4, seed=a.seed)
+    say(f"outages: {plan.outages} Prometheus outages of {plan.min_s:g}-{plan.max_s:g} s of gate time, "
+        f"{plan.gates} gates at a time, gate clock x{plan.rate:g}")  # fmt: skip
+    return {"plan": plan.__dict__, **run_outages(world, plan, say=say)}
+
+
+RUNS = {"crashes": crashes, "failover": failover, "outages": outages}
+
+
 def run_part(part: str, a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
     from tests.soak.failover import audit_args
     from tests.soak.world import World
 
-    with World.started(workdir, kube_args=tuple(audit_args(workdir)) if part == "failover" else ()) as world:
-        if part == "crashes":
-            from tests.soak.crashes import CrashPlan, run_crashes
-
-            plan = CrashPlan(kills=8, rate=60.0, seed=a.seed) if a.quick else CrashPlan(
-                kills=a.kills, seed=a.seed)  # fmt: skip
-            say(f"crashes: {plan.kills:,} kill -9s, {plan.gates_per_kind} gates per router kind per epoch, "
-                f"gate clock x{plan.rate:g}")  # fmt: skip
-            return {"plan": plan.__dict__, **run_crashes(world, plan, say=say)}
-        if part == "failover":
-            from tests.soak.failover import FAST_LEASE, FailoverPlan, run_failover
-
-            plan = FailoverPlan(kills=a.cycles, graceful=a.cycles, stops=a.cycles, seed=a.seed)
-            if a.quick:
-                plan = FailoverPlan(
-                    kills=2, graceful=2, stops=3, lease=dict(FAST_LEASE), gates=4, seed=a.seed
-                )
-            say(f"failover: {plan.kills} kill -9, {plan.graceful} graceful stops (Lease {plan.lease}), "
-                f"{plan.stops} SIGSTOP/SIGCONT (Lease {plan.stop_lease}), {plan.replicas} replicas")  # fmt: skip
-            return {"plan": plan.__dict__, **run_failover(world, plan, say=say)}
-    raise SystemExit(f"part {part!r} is not built yet")
+    if part not in RUNS:
+        raise SystemExit(f"part {part!r} is not built yet")
+    kube_args = tuple(audit_args(workdir)) if part == "failover" else ()
+    with World.started(workdir, kube_args=kube_args) as world:
+        return RUNS[part](world, a)
 
 
 def main() -> int:
@@ -78,6 +98,7 @@ def main() -> int:
     ap.add_argument("--quick", action="store_true", help="the CI-sized run")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kills", type=int, default=2000, help="crashes: kill -9s in all")
+    ap.add_argument("--outages", type=int, default=200, help="outages: Prometheus outages in all")
     ap.add_argument(
         "--cycles", type=int, default=100, help="failover: kill -9s, graceful stops and SIGSTOPs each"
     )

@@ -231,9 +231,7 @@ def run_failover(world: World, plan: FailoverPlan, *, say: Callable[[str], None]
                 code = None
                 old.proc.signal(signal.SIGKILL)
                 old.proc.wait(10)
-            stops.append(
-                {"identity": old.identity, "paused": paused, "resumed": resumed, "exit": code, **t}
-            )
+            stops.append({"identity": old.identity, "paused": paused, "resumed": resumed, "exit": code, **t})
             if code != 1:
                 exits.append(
                     f"paused {old.identity} exited {code} after SIGCONT (expected 1: lost the Lease)"

@@ -7,11 +7,12 @@ Modes (``proxy.mode = ...``, switchable at any time; every request is counted pe
 * ``refused``: the listening socket is closed, so connections are refused (a Prometheus that is not running);
 * ``error``: HTTP 503 with Prometheus' error body (a Prometheus that is starting, or overloaded);
 * ``slow``: forwards after ``delay`` seconds (longer than the gate's query timeout: a hung Prometheus);
-* ``flapping``: every other request is a 503;
+* ``flapping``: every other request is a 503 (every other of each ``flap_by(query)`` key, if given);
 * ``partial``: forwards, but drops every series of the canary arm from the answer (a Prometheus shard or a
   federated source that lost part of the data: an answer that looks fine and says less).
 
-``hits`` counts requests per mode, ``queries`` the PromQL of each forwarded request.
+``hits`` counts requests per mode; ``log`` has every request that reached the proxy: arrival and answer times,
+its PromQL, and what it was served (``up``, ``error``, ``slow``, ``partial``; a refused one never arrives).
 """
 
 from __future__ import annotations
@@ -32,14 +33,21 @@ MODES = ("up", "refused", "error", "slow", "flapping", "partial")
 
 class PromProxy:
     def __init__(
-        self, upstream: str, *, delay: float = 8.0, on_request: Callable[[str], None] | None = None
+        self,
+        upstream: str,
+        *,
+        delay: float = 8.0,
+        on_request: Callable[[str], None] | None = None,
+        flap_by: Callable[[str], str] | None = None,
     ) -> None:
         self.upstream = upstream.rstrip("/")
         self.delay = delay
         self.on_request = on_request
         self.hits: Counter[str] = Counter()
+        self.log: list[tuple[float, float, str, str]] = []  # (arrived, answered, PromQL, what was served)
         self._mode = "up"
-        self._flip = 0
+        self._flips: Counter[str] = Counter()
+        self._flap_by = flap_by or (lambda query: "")
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         sock = socket.socket()
@@ -103,25 +111,35 @@ class PromProxy:
 
     # -- one request ----------------------------------------------------------------------------------------
     def _handle(self, h: BaseHTTPRequestHandler) -> None:
+        arrived = time.time()
         mode = self._mode
         self.hits[mode] += 1
         length = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(length) if length else b""
+        query = _query(h.path, body)
         if self.on_request is not None:
             self.on_request(mode)
+        if mode == "refused":  # a kept-alive connection outlived the listening socket: drop it unanswered
+            self.log.append((arrived, time.time(), query, "refused"))
+            h.close_connection = True
+            return
         if mode == "flapping":
-            self._flip += 1
-            mode = "error" if self._flip % 2 else "up"
+            key = self._flap_by(query)
+            with self._lock:
+                self._flips[key] += 1
+                mode = "error" if self._flips[key] % 2 else "up"
         if mode == "error":
-            return _send(
-                h, 503, b'{"status":"error","errorType":"unavailable","error":"Service Unavailable"}'
-            )
+            self.log.append((arrived, time.time(), query, "error"))
+            with _quiet():
+                _send(h, 503, _UNAVAILABLE)
+            return
         if mode == "slow":
             time.sleep(self.delay)
         url = self.upstream + h.path
-        req = urllib.request.Request(url, data=body if h.command == "POST" else None, method=h.command,
-                                     headers={k: v for k, v in h.headers.items() if k.lower() in (
-                                         "content-type", "accept")})  # fmt: skip
+        keep = {k: v for k, v in h.headers.items() if k.lower() in ("content-type", "accept")}
+        req = urllib.request.Request(
+            url, data=body if h.command == "POST" else None, method=h.command, headers=keep
+        )
         try:
             with urllib.request.urlopen(req, timeout=30) as r:
                 status, data = r.status, r.read()
@@ -129,8 +147,19 @@ class PromProxy:
             status, data = e.code, e.read()
         if mode == "partial" and status == 200:
             data = _without_canary(data)
+        self.log.append((arrived, time.time(), query, mode if status == 200 else f"upstream {status}"))
         with _quiet():
             _send(h, status, data)
+
+
+_UNAVAILABLE = b'{"status":"error","errorType":"unavailable","error":"Service Unavailable"}'
+
+
+def _query(path: str, body: bytes) -> str:
+    from urllib.parse import parse_qs, urlsplit
+
+    params = parse_qs(urlsplit(path).query) | parse_qs(body.decode("latin-1"))
+    return params.get("query", [""])[0]
 
 
 def _send(h: BaseHTTPRequestHandler, status: int, data: bytes) -> None:

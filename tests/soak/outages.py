@@ -1,0 +1,289 @@
+"""Part 3, monitoring outages: hundreds of Prometheus outages from seconds to half an hour of gate time, while
+rollouts go on, with the gates' answer to each checked against what the spec says.
+
+One controller process reads Prometheus through ``PromProxy``. ``gates`` Gates (all four router kinds) roll
+out over healthy data, so every revert is the outage's doing; a finished gate is replaced by a fresh one. Each
+gate's scopes carry a matcher that selects nothing away (``gate!="<name>"``), so the proxy can tell whose
+query each request is. Outages, one after another with a healthy gap: the kind (``refused``, ``error`` (503),
+``slow`` (an answer after the gate's timeout), ``flapping`` (every other answer of each gate a 503),
+``partial`` (the canary's series missing from every answer)) and a log-uniform duration from ``min_s`` to
+``max_s`` of gate time. In each gap the harness resumes every gate held for a human, as an operator would.
+
+Figures, from the API server's record of every Gate version and the proxy's log of every request:
+
+* advances on missing evidence: an advance or promotion decided by a look whose query failed, was refused or
+  answered without the canary (a look of these gates asks one query: the look's request is the gate's last
+  one in the half second before the decision; a refused connection never reaches the proxy, so a look
+  without a request inside a ``refused`` outage counts too). Goal 0. Advances during a flapping outage on a look whose answer was complete are evidence,
+  counted apart;
+* rollbacks: the data is healthy, so every revert is caused by an outage; by the outage's length against the
+  gate's ``outageBudget``. Goal 0 (an outage is never evidence against the canary);
+* pages and holds as the spec says: a gate that was progressing when an outage began must be held for a
+  human and page its owners (one ``Held`` notification, severity critical) once the outage outlasts the spec:
+  more than ``consecutiveErrorLimit`` failed looks in a row (``refused``, ``error``, ``slow``) or
+  ``outageBudget`` without usable data (``partial``); and must not for an outage too short to get there.
+  Lengths within a few looks of the limit may go either way and are not judged. Goal 0 mismatches.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+from gatekeeper.ops.actions import resume
+from gatekeeper.spec.status import GateStatus, Phase
+from tests.controller_support import spawn_controller
+from tests.fixtures.prometheus import current_step_ms
+from tests.soak.promproxy import PromProxy
+from tests.soak.world import KINDS, Recorder, World
+
+OUTAGE_KINDS = ("refused", "error", "slow", "flapping", "partial")
+INTERVAL = 15.0  # gate seconds between looks
+BUDGET = 300.0  # outageBudget, gate seconds
+LIMIT = 4  # consecutiveErrorLimit
+TIMEOUT = 1.0  # the gates' Prometheus timeout, real seconds
+_GATE = re.compile(r'gate!="([^"]+)"')
+
+
+@dataclass(frozen=True)
+class OutagePlan:
+    outages: int = 200
+    min_s: float = 5.0  # gate seconds
+    max_s: float = 1800.0
+    gap_s: tuple[float, float] = (90.0, 180.0)
+    gates: int = 8
+    rate: float = 30.0
+    seed: int = 1
+
+
+@dataclass
+class Episode:
+    kind: str
+    seconds: float  # gate seconds
+    start: float  # wall
+    end: float
+
+
+class Pager:
+    """The gates' notification webhook: every POST with its wall time, per gate (the URL path)."""
+
+    def __init__(self) -> None:
+        self.pages: list[tuple[float, str, dict[str, Any]]] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.pages.append((time.time(), self.path.strip("/"), body))
+                self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+def run_outages(world: World, plan: OutagePlan, *, say: Callable[[str], None] = print) -> dict[str, Any]:
+    rng = random.Random(plan.seed)
+    t0 = time.monotonic()
+    ns = world.namespace("soak-outage")
+    mean = (plan.max_s - plan.min_s) / math.log(plan.max_s / plan.min_s)
+    hours = plan.outages * (mean + sum(plan.gap_s) / 2) / 3600 * 1.3 + 1
+    end_ms = current_step_ms()
+    say(f"  loading {hours:.1f} h of data")
+    sc = world.load(service=f"outage-{ns}", end_ms=end_ms, minutes=hours * 60, seed=plan.seed)
+    origin, anchor = end_ms / 1000 - hours * 3600 + 120, time.time()
+    proxy = PromProxy(
+        world.prometheus, delay=TIMEOUT * 3, flap_by=lambda q: (_GATE.search(q) or [None, q])[1]
+    )
+    pager = Pager()
+    recorder = Recorder(world.api, ns)
+    gates: dict[str, str] = {}  # name -> kind
+    log = world.workdir / f"outage-{ns}.log"
+
+    def add_gate() -> None:
+        name = f"o{len(gates)}"
+        kind = KINDS[len(gates) % len(KINDS)]
+        world.route(kind, ns, name, owner=name)
+        scopes = {
+            arm: {"service": sc.service, "track": arm, "gate": f"!={name}"} for arm in ("canary", "baseline")
+        }
+        world.gate(ns, name, kind=kind, route=name, service=sc.service, scopes=scopes,
+                   source={"prometheus": {"timeout": f"{TIMEOUT:g}s", "retries": 0, "step": "15s", "maxStaleness": "2m"}},
+                   outageBudget=f"{BUDGET:g}s", consecutiveErrorLimit=LIMIT,
+                   notify=[{"name": "pager", "url": f"{pager.url}/{name}", "severity": "critical"}])  # fmt: skip
+        gates[name] = kind
+
+    for _ in range(plan.gates):
+        add_gate()
+
+    def spawn() -> Any:
+        return spawn_controller(world.kubeconfig, namespace=ns, prometheus=proxy.url, identity="soak-outage",
+                                origin=origin, anchor=anchor, rate=plan.rate, log=log)  # fmt: skip
+
+    ctl = spawn()
+    episodes: list[Episode] = []
+    restarts: list[str] = []
+    resumed = 0
+    try:
+        for i in range(plan.outages):
+            gap_end = time.time() + rng.uniform(*plan.gap_s) / plan.rate
+            while time.time() < gap_end:
+                resumed += _tend(world, ns, recorder, gates, add_gate, keep=plan.gates)
+                if ctl.poll() is not None:
+                    restarts.append(f"the controller exited {ctl.poll()} before outage {i + 1}; see {log}")
+                    ctl = spawn()
+                time.sleep(0.05)
+            kind = rng.choice(OUTAGE_KINDS)
+            seconds = math.exp(rng.uniform(math.log(plan.min_s), math.log(plan.max_s)))
+            proxy.mode = kind
+            start = time.time()
+            time.sleep(seconds / plan.rate)
+            proxy.mode = "up"
+            episodes.append(Episode(kind, seconds, start, time.time()))
+            if (i + 1) % 10 == 0:
+                say(f"  outage {i + 1:3d}/{plan.outages}: {kind} {seconds:6.0f} s ({len(gates)} gates so far, "
+                    f"{time.monotonic() - t0:.0f} s)")  # fmt: skip
+        time.sleep(3 * INTERVAL / plan.rate)
+    finally:
+        ctl.stop(20)
+        recorder.stop()
+        proxy.close()
+        pager.close()
+    clock = (origin, anchor, plan.rate)
+    out = judge(recorder.log(), episodes, proxy.log, pager.pages, gates, clock=clock)
+    return {**out, "episodes": len(episodes), "gates": len(gates), "resumed_by_harness": resumed,
+            "controller_restarts": restarts, "seconds": round(time.monotonic() - t0, 1), "gate_clock_rate": plan.rate,
+            "by_kind": {k: sum(e.kind == k for e in episodes) for k in OUTAGE_KINDS},
+            "durations_s": sorted(round(e.seconds, 1) for e in episodes)}  # fmt: skip
+
+
+def _tend(world: World, ns: str, recorder: Recorder, gates: dict[str, str], add: Callable[[], None], *,
+          keep: int) -> int:  # fmt: skip
+    """As an operator: resume every gate held for a human; replace finished gates. Returns gates resumed."""
+    n = 0
+    latest = recorder.latest("gate")
+    active = 0
+    for name in list(gates):
+        item = latest.get(name)
+        phase = (item.status.get("phase") if item else None) or "Pending"
+        if phase == Phase.PAUSED.value and not _pending_resume(item.obj):
+            resume(world.api, namespace=ns, name=name, reason="soak: the outage is over", by="soak-operator")
+            n += 1
+        if phase not in ("Promoted", "RolledBack", "Aborted", "Halted"):
+            active += 1
+    for _ in range(keep - active):
+        add()
+    return n
+
+
+def _pending_resume(obj: dict[str, Any]) -> bool:
+    return "gatekeeper.dev/pause" in ((obj.get("metadata") or {}).get("annotations") or {})
+
+
+# -- judging --------------------------------------------------------------------------------------------------
+def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, float, str, str]],
+          pages: list[tuple[float, str, dict[str, Any]]], gates: dict[str, str], *,
+          clock: tuple[float, float, float]) -> dict[str, Any]:  # fmt: skip
+    origin, anchor, rate = clock
+
+    def wall(t: float) -> float:
+        return anchor + (t - origin) / rate
+
+    by_gate: dict[str, list[tuple[float, str]]] = {}
+    for arrived, _done, query, served in requests:
+        m = _GATE.search(query)
+        if m:
+            by_gate.setdefault(m[1], []).append((arrived, served))
+    statuses: dict[str, list[tuple[float, GateStatus]]] = {}
+    for item in log:
+        if item.what == "gate":
+            statuses.setdefault(item.name, []).append((item.seen, GateStatus.model_validate(item.status)))
+    missing_adv, flapping_adv, reverts, mismatches = [], [], [], []
+    advances = 0
+    judged = {"must_page": 0, "must_not_page": 0, "either": 0, "not_progressing": 0}
+    for name, seq in statuses.items():
+        entries = {(h.time, h.action): h for _, s in seq for h in s.history}
+        reqs = by_gate.get(name, [])
+        for (t, action), h in sorted(entries.items()):
+            w = wall(t)
+            inside = [e for e in episodes if e.start - 0.05 <= w <= e.end + 0.5]
+            if action in ("advance", "promote"):
+                advances += 1
+                look = [served for arrived, served in reqs if w - 0.45 <= arrived <= w + 0.02][-1:]
+                refused = any(e.kind == "refused" for e in inside) and not look
+                if refused or any(s != "up" for s in look):
+                    missing_adv.append({"gate": name, "time": t, "action": action, "served": look,
+                                        "outages": [e.kind for e in inside], "reason": h.reason})  # fmt: skip
+                elif any(e.kind == "flapping" for e in inside):
+                    flapping_adv.append({"gate": name, "time": t, "verdict": h.verdict})
+            if action == "revert":
+                last = max((e for e in episodes if e.start <= w), key=lambda e: e.start, default=None)
+                reverts.append({"gate": name, "time": t, "reason": h.reason,
+                                "outage": None if last is None else {"kind": last.kind, "seconds": round(last.seconds),
+                                                                     "within_budget": last.seconds < BUDGET}})  # fmt: skip
+        gate_pages = [(t, b) for t, g, b in pages if g == name and b.get("event") == "Held"]
+        for e in episodes:
+            before = [s for seen, s in seq if seen <= e.start]
+            if not before or before[-1].phase != Phase.PROGRESSING or before[-1].stage_started_at is None:
+                judged["not_progressing"] += 1
+                continue
+            expect = _expect(e, rate=rate)
+            judged[{True: "must_page", False: "must_not_page", None: "either"}[expect]] += 1
+            if expect is None:
+                continue
+            paged = any(e.start <= t <= e.end + 2 * INTERVAL / rate + 1.0 for t, _ in gate_pages)
+            if paged != expect:
+                mismatches.append({"gate": name, "outage": e.kind, "seconds": round(e.seconds, 1),
+                                   "expected_page": expect, "paged": paged})  # fmt: skip
+    short = [r for r in reverts if r["outage"] and r["outage"]["within_budget"]]
+    return {
+        "figures": {
+            "advances": advances,
+            "advances_on_missing_evidence": len(missing_adv),
+            "advances_during_flapping_on_complete_answers": len(flapping_adv),
+            "rollbacks": len(reverts),
+            "rollbacks_after_outages_shorter_than_budget": len(short),
+            "pages": sum(1 for _, _, b in pages if b.get("event") == "Held"),
+            "outage_gate_pairs_judged": judged["must_page"] + judged["must_not_page"],
+            "page_or_hold_not_as_spec": len(mismatches),
+        },
+        "judged": judged,
+        "advances_on_missing_evidence": missing_adv[:50],
+        "rollbacks": reverts[:50],
+        "page_mismatches": mismatches[:50],
+    }
+
+
+def _expect(e: Episode, *, rate: float) -> bool | None:
+    """Must the outage page (True), must it not (False), or is it too close to the limit to say (None)?"""
+    d = e.seconds
+    if e.kind == "flapping":
+        return (
+            False  # each gate's answers alternate: never two failed looks in a row, evidence every other look
+        )
+    if e.kind == "partial":
+        return True if d >= BUDGET + 3 * INTERVAL else False if d < BUDGET else None
+    look = INTERVAL if e.kind != "slow" else INTERVAL + TIMEOUT * rate  # a slow look waits out the timeout
+    if d < LIMIT * INTERVAL - INTERVAL:
+        return False  # at most LIMIT looks fit: never more than LIMIT failures in a row
+    if d >= (LIMIT + 3) * look:
+        return True
+    return None
