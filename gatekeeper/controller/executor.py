@@ -34,6 +34,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from gatekeeper.controller.fights import GUARDED, guard
 from gatekeeper.controller.kube import GateClient, GateRef, StaleObject, spec_hash, status_of
 from gatekeeper.controller.leader import NotLeader
 from gatekeeper.controller.machine import (
@@ -193,6 +194,35 @@ class Executor:
         return call_all(
             self.webhooks, hooks, lambda h: hook_body(h, name=ref.name, namespace=ref.namespace, status=s)
         )
+
+    def guard(self, obj: dict[str, Any], gate: GateSpec) -> Outcome | None:
+        """Before a look: read the route; if another writer changed its weights, restore them or, past the
+        gate's ``fightLimit``, hold for a human (``fights.guard``). None when there was nothing to do."""
+        state = status_of(obj)
+        settled = state.intent is None or state.intent.done
+        if gate.routing is None or gate.dry_run or state.phase not in GUARDED or not settled:
+            return None
+        if state.stage_started_at is None:
+            return None  # not started: the route is not gatekeeper's to hold yet
+        ref = GateRef.of(obj)
+        router = self.router_for(ref, gate)
+        try:
+            split = router.read()
+        except (RouteFailure, RoutingError) as e:  # the next routing change reports it as usual
+            log.info("Gate %s: route not read before the look: %s", ref, e)
+            return None
+        now = self._clock()
+        nxt, actions = guard(
+            state,
+            found=split.canary_percent,
+            by=split.changed_by,
+            where=router.target.describe(),
+            now=now,
+            limit=gate.routing.fight_limit,
+        )
+        if nxt is state:
+            return None
+        return self.apply(obj, gate, state, nxt, actions, now)
 
     def request(self, obj: dict[str, Any], gate: GateSpec, req: Request) -> Outcome:
         return self._retrying(obj, gate, lambda s, now: request(s, req, now, Policy.from_gate(gate)))

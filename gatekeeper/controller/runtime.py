@@ -329,6 +329,10 @@ class Controller:
             if _finalized(obj) != want:
                 obj = slot.obj = self.gates.set_finalizer(obj, want)
             obj = self._requests(obj, gate, slot)
+            guarded = self.executor.guard(obj, gate)  # another writer on the route: restore, or hold
+            if guarded is not None:
+                self._observe_actions(gate, status_of(obj), guarded.status, by_operator=False)
+                obj = slot.obj = guarded.obj
             state = status_of(obj)
             judgement = None
             if state.phase not in _NOT_JUDGED and (state.intent is None or state.intent.done):

@@ -9,7 +9,9 @@ from typing import Any, ClassVar
 
 from gatekeeper.routing.base import APIS, Api, NotAccepted, RouteTarget, RoutingError
 
-__all__ = ["KubeAccess"]
+__all__ = ["FIELD_MANAGER", "KubeAccess"]
+
+FIELD_MANAGER = "gatekeeper"  # the field manager of every routing write (metadata.managedFields names it)
 
 
 class KubeAccess:
@@ -71,7 +73,7 @@ class KubeAccess:
         kw: dict[str, Any] = {"dry_run": "All"} if dry_run else {}
         out: dict[str, Any] = self._api.patch_namespaced_custom_object(
             api.group, self._version or api.versions[0], t.namespace, api.plural, t.name, ops,
-            _content_type="application/json-patch+json", field_manager="gatekeeper", **kw,
+            _content_type="application/json-patch+json", field_manager=FIELD_MANAGER, **kw,
         )  # fmt: skip
         return out
 

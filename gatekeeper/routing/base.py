@@ -184,7 +184,8 @@ class Split:
     """The split as the resource states it: raw weights of canary and stable (other backends ignored).
 
     ``mirror_percent`` is the share of requests copied to the canary (responses discarded; 0 = no mirror) and
-    ``match`` the gate-owned A/B rule sending matching requests to the canary, if any.
+    ``match`` the gate-owned A/B rule sending matching requests to the canary, if any. ``changed_by`` is the
+    field manager (``metadata.managedFields``) other than gatekeeper that last wrote the weights, if any.
     """
 
     canary_weight: int
@@ -194,6 +195,7 @@ class Split:
     has_original: bool
     mirror_percent: float = 0.0
     match: Match | None = None
+    changed_by: str | None = None
 
     @property
     def canary_percent(self) -> float:
@@ -210,6 +212,7 @@ class Split:
             "has_original": self.has_original,
             "mirror_percent": self.mirror_percent,
             "match": None if self.match is None else self.match.as_dict(),
+            "changed_by": self.changed_by,
         }
 
 

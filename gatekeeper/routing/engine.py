@@ -34,7 +34,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any, ClassVar, Literal
 
-from gatekeeper.routing.access import KubeAccess
+from gatekeeper.routing.access import FIELD_MANAGER, KubeAccess
 from gatekeeper.routing.base import (
     APIS,
     ORIGINAL_ANNOTATION,
@@ -53,7 +53,7 @@ from gatekeeper.routing.base import (
 from gatekeeper.routing.match import Match
 from gatekeeper.routing.patches import ABSENT, Plan, Slot, canonical, diff, pointer
 
-__all__ = ["ABSENT", "KubeRouter", "Plan", "Slot", "canonical", "diff", "pointer"]
+__all__ = ["ABSENT", "KubeRouter", "Plan", "Slot", "canonical", "changed_by", "diff", "pointer"]
 
 log = logging.getLogger("gatekeeper.routing")
 
@@ -323,6 +323,7 @@ class KubeRouter(KubeAccess):
             ORIGINAL_ANNOTATION in ann,
             mirror_percent=self.mirror_of(slots),
             match=self.match_of(obj),
+            changed_by=changed_by(obj, [s.path for s in slots if s.role in ("canary", "stable")]),
         )
 
     def _check_owner(self, obj: dict[str, Any]) -> None:
@@ -360,6 +361,35 @@ class KubeRouter(KubeAccess):
                 "restore the split by hand and remove the annotation"
             ) from exc
         return view
+
+
+def changed_by(obj: dict[str, Any], paths: Sequence[str]) -> str | None:
+    """The field manager other than gatekeeper that most recently wrote one of ``paths`` (JSON pointers), from
+    ``metadata.managedFields``: an entry owns a path when its ``fieldsV1`` names it, or names a parent as a
+    whole (an atomic list such as ``f:rules: {}``, owned by whoever wrote it last). Entries of a keyed or set
+    list are matched by position only as "some item" (their keys are not indexes). If no entry owns a path,
+    the newest other writer of the object; None when gatekeeper is the only one."""
+    entries = [
+        e for e in (obj.get("metadata") or {}).get("managedFields") or [] if e.get("manager") != FIELD_MANAGER
+    ]
+    owners = [e for e in entries if any(_owns(e.get("fieldsV1") or {}, p) for p in paths)]
+    pool = owners or [e for e in entries if e.get("operation") in ("Update", "Apply")]
+    newest = max(pool, key=lambda e: str(e.get("time") or ""), default=None)
+    return str(newest["manager"]) if newest is not None and newest.get("manager") else None
+
+
+def _owns(fields: Any, path: str) -> bool:
+    node = fields
+    for raw in path.split("/")[1:]:
+        part = raw.replace("~1", "/").replace("~0", "~")
+        if not isinstance(node, dict):
+            return False
+        if not node and node is not fields:
+            return True  # a whole value below which nothing is listed: owned atomically
+        if f"f:{part}" not in node:
+            return part.isdigit() and any(k.startswith(("k:", "v:", "i:")) for k in node)
+        node = node[f"f:{part}"]
+    return True
 
 
 def _annotations(obj: dict[str, Any]) -> dict[str, str]:

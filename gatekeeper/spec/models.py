@@ -248,6 +248,12 @@ class RoutingRef(SpecModel):
         default=None,
         description="Istio: split between two subsets of this host; the backends name DestinationRule subsets.",
     )
+    fight_limit: int = Field(
+        default=3,
+        ge=0,
+        description="Looks in a row that may find the weights changed by another writer and restore them; at the "
+        "next one gatekeeper stops restoring, holds for a human and names that writer (its field manager).",
+    )
 
 
 # Routing kinds with A/B match rules and with traffic mirroring (gatekeeper/routing: RuleMatch, Mirroring,

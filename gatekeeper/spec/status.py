@@ -73,6 +73,16 @@ class Carried(SpecModel):
     signals: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
+class RouteContest(SpecModel):
+    """Another writer changed the route's weights: who (its field manager), to what, and how many looks in a
+    row found them changed and restored them (``fights``). Cleared by a look that finds the weights as set."""
+
+    fights: int = 0
+    by: str = ""
+    weight: float = 0.0  # the canary weight found
+    at: float = 0.0  # gate time of the last look that found the change
+
+
 class GateStatus(SpecModel):
     phase: Phase = Phase.PENDING
     stage: int = 0
@@ -102,6 +112,7 @@ class GateStatus(SpecModel):
     observed_generation: int | None = None
     spec_hash: str = ""
     carried: Carried | None = None  # the earlier stages' sequential evidence (one alpha per rollout)
+    route_contest: RouteContest | None = None  # another writer keeps changing the weights
 
     def carried_signals(self) -> dict[str, dict[str, Any]]:
         """The evidence carried into the current stage, per signal ({} in the first stage)."""
