@@ -40,6 +40,8 @@ GOALS: dict[str, dict[str, Any]] = {
                  "writes_from_deposed_leaders": 0},
     "outages": {"advances_on_missing_evidence": 0, "rollbacks_after_outages_shorter_than_budget": 0,
                 "page_or_hold_not_as_spec": 0},
+    "fight": {"restore_max_intervals": "< 2", "route_versions_with_fields_not_owned_changed": 0,
+              "fighters_held_and_named": "all", "fighters_held_after_exactly_limit_fights": "all", "one_offs_held": 0},
 }  # fmt: skip
 
 
@@ -50,7 +52,7 @@ def say(msg: str) -> None:
 def crashes(world: Any, a: argparse.Namespace) -> dict[str, Any]:
     from tests.soak.crashes import CrashPlan, run_crashes
 
-    plan = CrashPlan(kills=8, rate=60.0, seed=a.seed) if a.quick else CrashPlan(kills=a.kills, seed=a.seed)
+    plan = CrashPlan(kills=8, rate=30.0, seed=a.seed) if a.quick else CrashPlan(kills=a.kills, seed=a.seed)
     say(f"crashes: {plan.kills:,} kill -9s, {plan.gates_per_kind} gates per router kind per epoch, "
         f"gate clock x{plan.rate:g}")  # fmt: skip
     return {"plan": plan.__dict__, **run_crashes(world, plan, say=say)}
@@ -61,7 +63,7 @@ def failover(world: Any, a: argparse.Namespace) -> dict[str, Any]:
 
     plan = FailoverPlan(kills=a.cycles, graceful=a.cycles, stops=a.cycles, seed=a.seed)
     if a.quick:
-        plan = FailoverPlan(kills=2, graceful=2, stops=3, lease=dict(FAST_LEASE), gates=4, seed=a.seed)
+        plan = FailoverPlan(kills=1, graceful=1, stops=2, lease=dict(FAST_LEASE), gates=4, seed=a.seed)
     say(f"failover: {plan.kills} kill -9, {plan.graceful} graceful stops (Lease {plan.lease}), "
         f"{plan.stops} SIGSTOP/SIGCONT (Lease {plan.stop_lease}), {plan.replicas} replicas")  # fmt: skip
     return {"plan": plan.__dict__, **run_failover(world, plan, say=say)}
@@ -78,7 +80,16 @@ def outages(world: Any, a: argparse.Namespace) -> dict[str, Any]:
     return {"plan": plan.__dict__, **run_outages(world, plan, say=say)}
 
 
-RUNS = {"crashes": crashes, "failover": failover, "outages": outages}
+def fight(world: Any, a: argparse.Namespace) -> dict[str, Any]:
+    from tests.soak.fight import FightPlan, run_fights
+
+    plan = FightPlan(fights=4, seed=a.seed) if a.quick else FightPlan(fights=a.fights, seed=a.seed)
+    say(f"fight: {plan.fights} episodes of another writer on the route (one-off or every 100 ms), "
+        f"fightLimit {plan.limit}, one look per {plan.interval / plan.rate:g} s")  # fmt: skip
+    return {"plan": plan.__dict__, **run_fights(world, plan, say=say)}
+
+
+RUNS = {"crashes": crashes, "failover": failover, "outages": outages, "fight": fight}
 
 
 def run_part(part: str, a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -99,6 +110,7 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--kills", type=int, default=2000, help="crashes: kill -9s in all")
     ap.add_argument("--outages", type=int, default=200, help="outages: Prometheus outages in all")
+    ap.add_argument("--fights", type=int, default=48, help="fight: episodes of another writer on the route")
     ap.add_argument(
         "--cycles", type=int, default=100, help="failover: kill -9s, graceful stops and SIGSTOPs each"
     )

@@ -241,6 +241,10 @@ def run_failover(world: World, plan: FailoverPlan, *, say: Callable[[str], None]
                 say(f"  sigstop {i + 1:3d}: taken over in {t['lease']:.2f} s ({time.monotonic() - t0:.0f} s)")
     audit = read_audit(world.workdir / "audit.log")
     deposed = deposed_writes(audit)
+    pauses = {s["identity"]: (s["paused"], s["resumed"]) for s in stops}  # identities are unique per pool
+    for d in deposed:  # a request that had passed the fence when the process was paused goes out on waking
+        p = pauses.get(d["identity"])
+        d["in_flight_at_pause"] = p is not None and p[0] <= d["t"] <= p[1] + 1.0
     figures = {
         "kill9_failovers": len(kill),
         "kill9_next_look_p50_s": _pct(kill, "look", 50),
@@ -255,6 +259,7 @@ def run_failover(world: World, plan: FailoverPlan, *, say: Callable[[str], None]
         "sigstop_exited_deposed": sum(s["exit"] == 1 for s in stops),
         "writes_audited": sum(1 for e in audit if e["ok"] and e["identity"]),
         "writes_from_deposed_leaders": len(deposed),
+        "of_which_in_flight_when_paused": sum(d["in_flight_at_pause"] for d in deposed),
     }
     return {
         "figures": figures,

@@ -34,7 +34,7 @@ import re
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -62,6 +62,7 @@ class OutagePlan:
     gates: int = 8
     rate: float = 30.0
     seed: int = 1
+    script: tuple[tuple[str, float], ...] = ()  # (kind, gate seconds) to run instead of random outages
 
 
 @dataclass
@@ -105,6 +106,9 @@ def run_outages(world: World, plan: OutagePlan, *, say: Callable[[str], None] = 
     t0 = time.monotonic()
     ns = world.namespace("soak-outage")
     mean = (plan.max_s - plan.min_s) / math.log(plan.max_s / plan.min_s)
+    if plan.script:
+        plan = replace(plan, outages=len(plan.script))
+        mean = sum(s for _, s in plan.script) / len(plan.script)
     hours = plan.outages * (mean + sum(plan.gap_s) / 2) / 3600 * 1.3 + 1
     end_ms = current_step_ms()
     say(f"  loading {hours:.1f} h of data")
@@ -153,6 +157,8 @@ def run_outages(world: World, plan: OutagePlan, *, say: Callable[[str], None] = 
                 time.sleep(0.05)
             kind = rng.choice(OUTAGE_KINDS)
             seconds = math.exp(rng.uniform(math.log(plan.min_s), math.log(plan.max_s)))
+            if plan.script:
+                kind, seconds = plan.script[i]
             proxy.mode = kind
             start = time.time()
             time.sleep(seconds / plan.rate)
