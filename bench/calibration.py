@@ -5,7 +5,7 @@ Both arms are the same version (A/A): any FAIL is a needless rollback. Per cell 
 stages 1% -> 5% -> 25% -> 50%) are simulated as exporters would be scraped: per arm, `http_requests_total`
 counters (codes 200/500) and a latency histogram, sampled every 15, 30 or 60 s with a random phase per target.
 Every rollout gets its own `service` label; all are remote-written into one fresh Prometheus per cell, then
-each stage is judged by `evaluate_gate` (the production path: raw-sample queries, exact counts, the shipped
+each stage is judged by `judge_gate` (the production path: raw-sample queries, exact counts, the shipped
 gate's alphas and tolerances) at the stage's end, continuing the evidence carried from the previous stage,
 exactly as the controller does. The look path is recomputed from the stage start at every look, so judging a
 stage once at its end sees every earlier look's FAIL too (the e-value path's maximum); advancing earlier, on
@@ -29,12 +29,13 @@ from pathlib import Path
 
 import numpy as np
 
-from gatekeeper.judge import evaluate_gate, signal_alphas
-from gatekeeper.signals import Window
+from gatekeeper.evaluation import judge_gate
+from gatekeeper.judge import signal_alphas
 from gatekeeper.sim.prometheus import PrometheusServer
 from gatekeeper.sim.remote_write import RemoteWriteClient, Series
 from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.spec import Verdict, load_gate
+from gatekeeper.spec.window import Window
 from gatekeeper.stats.sequential import ratio_eprocess
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +138,7 @@ def run_cell(*, spacing: float, tolerance: float | None, rollouts: int, seed: in
             failed = None
             for k in range(len(shares)):
                 window = Window(start=float(edges[k]), end=float(edges[k + 1]), step=step)
-                j = evaluate_gate(gate, metrics=source, window=window, stage=k, stage_started=float(edges[k]),
+                j = judge_gate(gate, metrics=source, window=window, stage=k, stage_started=float(edges[k]),
                                   carried=carried)  # fmt: skip
                 if j.verdict in (Verdict.NODATA, Verdict.ERROR):
                     raise SystemExit(f"rollout {r} stage {k}: {j.verdict}: {j.reason}")

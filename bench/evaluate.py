@@ -24,13 +24,13 @@ from pathlib import Path
 
 import httpx
 
-from gatekeeper.judge import evaluate_gate
-from gatekeeper.signals import Window
+from gatekeeper.evaluation import judge_gate
 from gatekeeper.sim.prometheus import PrometheusServer
 from gatekeeper.sim.remote_write import RemoteWriteClient
 from gatekeeper.sim.scenario import ArmProfile, canary_scenario
 from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.spec import load_gate_text
+from gatekeeper.spec.window import Window
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,14 +87,14 @@ def main() -> None:
         window = Window(start=end_ms / 1000 - 1800, end=end_ms / 1000, step=60)
         source = PrometheusSource(prom.url, timeout=10)
         recorder = Recorder(source)
-        evaluate_gate(gate, metrics=recorder, window=window)  # warm-up + record the queries
+        judge_gate(gate, metrics=recorder, window=window)  # warm-up + record the queries
         calls = list(recorder.calls)
         client = httpx.Client(base_url=prom.url, timeout=10, headers={"Accept-Encoding": "identity"})
         evals, raws = [], []
         print(f"10-signal gate, {len(calls)} queries per evaluation, {args.repeat} rounds", file=sys.stderr)
         for i in range(args.repeat):
             t0 = time.perf_counter()
-            evaluate_gate(gate, metrics=source, window=window)
+            judge_gate(gate, metrics=source, window=window)
             evals.append(time.perf_counter() - t0)
             t0 = time.perf_counter()
             for path, params in calls:

@@ -45,7 +45,8 @@ def main() -> None:
     from controller_scale import LAG, gate
 
     from gatekeeper.controller.kube import parse_gate
-    from gatekeeper.controller.looks import Looker, prometheus_source, warm_up
+    from gatekeeper.controller.looks import Looker, warm_up
+    from gatekeeper.evaluation import prometheus_source
     from gatekeeper.sim.prometheus import PrometheusServer
     from gatekeeper.sim.remote_write import RemoteWriteClient
     from gatekeeper.sim.scenario import ArmProfile, canary_scenario

@@ -347,11 +347,11 @@ def _fork_context() -> Any:
     if _FORK is None:
         import multiprocessing
 
-        from gatekeeper.signals.registry import _EVALUATORS
+        from gatekeeper.signals.registry import KIND_MODULES
 
         ctx = multiprocessing.get_context("forkserver")
         ctx.set_forkserver_preload(
-            ["tests.controller_support", "gatekeeper.cli.main", *sorted(set(_EVALUATORS.values()))]
+            ["tests.controller_support", "gatekeeper.cli.main", *sorted(set(KIND_MODULES.values()))]
         )
         _FORK = ctx
     return _FORK

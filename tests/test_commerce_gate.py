@@ -15,14 +15,16 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.judge import Judgement, evaluate_gate
-from gatekeeper.signals import EvalContext, Window, evaluate_signal
+from gatekeeper.evaluation import judge_gate
+from gatekeeper.judge import Judgement
+from gatekeeper.signals import EvalContext, evaluate_signal
 from gatekeeper.sim.prometheus import PrometheusServer
 from gatekeeper.sim.remote_write import RemoteWriteClient
 from gatekeeper.sim.shop import Behavior, Shop, ShopNames, SimClock, Traffic, otlp_exporter_factory
 from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.sources.traces import TraceStore
 from gatekeeper.spec import SignalOutcome, Verdict, load_gate
+from gatekeeper.spec.window import Window
 from gatekeeper.web.otlp import IntakeServer, create_otlp_app
 
 GATE = Path(__file__).resolve().parents[1] / "gates" / "checkout.yaml"
@@ -92,7 +94,7 @@ def run_gate(prometheus: PrometheusServer, request: pytest.FixtureRequest) -> It
         shop.run_until(end)
         shop.close()
         store_clock.set(end + gate.source.traces.completion_timeout + 1)  # every trace complete
-        judgement = evaluate_gate(
+        judgement = judge_gate(
             gate,
             metrics=PrometheusSource(prometheus.url),
             window=Window(start, end, 60),

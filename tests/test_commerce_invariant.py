@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.signals import EvalContext, Window, evaluate_signal
+from gatekeeper.signals import EvalContext, evaluate_signal
 from gatekeeper.signals.invariant import evaluate
 from gatekeeper.sim.shop import SimClock
 from gatekeeper.sources.traces import StoreLimits, TraceStore
 from gatekeeper.spec import Verdict, load_gate
+from gatekeeper.spec.window import Window
 from tests.test_otlp_store import checkout, request
 
 GATE = load_gate(Path(__file__).resolve().parents[1] / "gates" / "checkout.yaml")

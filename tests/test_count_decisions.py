@@ -13,10 +13,11 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from gatekeeper.signals import EvalContext, Window
+from gatekeeper.signals import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome, merge_orphans
 from gatekeeper.spec import Verdict, load_gate_text
 from gatekeeper.spec.load import SpecError
+from gatekeeper.spec.window import Window
 from gatekeeper.stats import planning
 from gatekeeper.stats.sequential import ratio_eprocess
 

@@ -16,11 +16,12 @@ import math
 import numpy as np
 import pytest
 
-from gatekeeper.signals import EvalContext, Window
+from gatekeeper.signals import EvalContext
 from gatekeeper.signals.fetch import Counter, counters
 from gatekeeper.sim.remote_write import RemoteWriteClient, Series
 from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.spec import load_gate_text
+from gatekeeper.spec.window import Window
 from tests.fixtures.prometheus import current_step_ms, instant_query
 
 STEP = 60.0

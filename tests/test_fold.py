@@ -10,14 +10,16 @@ from dataclasses import asdict
 
 import pytest
 
-from gatekeeper.judge import Judgement, evaluate_gate
-from gatekeeper.signals import EvalContext, Window, render_queries
+from gatekeeper.evaluation import judge_gate
+from gatekeeper.judge import Judgement
+from gatekeeper.signals import EvalContext, render_queries
 from gatekeeper.signals.render import matchers, split_arms
 from gatekeeper.sim.remote_write import RemoteWriteClient, Series
 from gatekeeper.sim.scenario import ArmProfile, Scenario, canary_scenario
 from gatekeeper.sources.base import QueryResult
 from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.spec import GateSpec, Verdict, load_gate_text
+from gatekeeper.spec.window import Window
 from tests.fixtures.prometheus import current_step_ms
 
 SIGNALS = """
@@ -60,7 +62,7 @@ def evaluate(url: str, spec: GateSpec, end_ms: int) -> tuple[Judgement, list[tup
     source = Recording(PrometheusSource(url))
     try:
         window = Window(start=end_ms / 1000 - 1800, end=end_ms / 1000, step=60)
-        return evaluate_gate(spec, metrics=source, window=window), source.calls
+        return judge_gate(spec, metrics=source, window=window), source.calls
     finally:
         source.inner.close()
 

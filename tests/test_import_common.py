@@ -12,12 +12,12 @@ import yaml
 from typer.testing import CliRunner
 
 from gatekeeper.cli.main import app
-from gatekeeper.ops.evaluate import run_evaluation
+from gatekeeper.evaluation import safe_judgement
 from gatekeeper.ops.importers import import_texts
-from gatekeeper.signals import Window
 from gatekeeper.sim.remote_write import RemoteWriteClient, Series
 from gatekeeper.sim.scenario import ArmProfile, Scenario, canary_scenario
 from gatekeeper.spec import load_gate_text
+from gatekeeper.spec.window import Window
 from tests.fixtures.prometheus import current_step_ms
 
 PEERS = Path(__file__).parent / "data" / "peers"
@@ -77,7 +77,9 @@ def window_of(scenario: Scenario, *, minutes: int = 30, step: float = 60.0) -> W
 
 def evaluate_file(path: Path, url: str, scenario: Scenario, **args: str):  # type: ignore[no-untyped-def]
     gate = load_gate_text(path.read_text(), args=args or None)
-    return run_evaluation(gate, window=window_of(scenario, step=gate.source.prometheus.step), prometheus=url)
+    return safe_judgement(
+        gate, window=window_of(scenario, step=gate.source.prometheus.step), prometheus_url=url
+    )
 
 
 def unique_service(name: str) -> str:

@@ -7,8 +7,7 @@ import json
 
 import yaml
 
-from gatekeeper.judge import kayenta
-from gatekeeper.ops.evaluate import make_source
+from gatekeeper.evaluation import judge_gate, open_prometheus
 from gatekeeper.ops.importers import import_texts
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.spec import load_gate_text
@@ -18,9 +17,9 @@ from tests.test_import_common import BUSY, PEERS, cli, import_to, lint_ok, windo
 
 def _score(path, url: str, scenario, **args: str):  # type: ignore[no-untyped-def]
     gate = load_gate_text(path.read_text(), args=args)
-    source = make_source(gate, url=url)
+    source = open_prometheus(gate, url=url)
     try:
-        return kayenta.evaluate_mode(gate, metrics=source, window=window_of(scenario))
+        return judge_gate(gate, metrics=source, window=window_of(scenario))
     finally:
         source.close()
 

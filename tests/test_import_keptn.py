@@ -6,8 +6,7 @@ from __future__ import annotations
 
 import yaml
 
-from gatekeeper.judge import keptn
-from gatekeeper.ops.evaluate import make_source
+from gatekeeper.evaluation import judge_gate, open_prometheus
 from gatekeeper.ops.importers import import_texts
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.spec import load_gate_text
@@ -22,9 +21,9 @@ def _deployment(labels: dict[str, str]) -> dict[str, str]:
 
 def _score(path, url: str, scenario, **args: str):  # type: ignore[no-untyped-def]
     gate = load_gate_text(path.read_text(), args=args or None)
-    source = make_source(gate, url=url)
+    source = open_prometheus(gate, url=url)
     try:
-        return keptn.evaluate_mode(gate, metrics=source, window=window_of(scenario))
+        return judge_gate(gate, metrics=source, window=window_of(scenario))
     finally:
         source.close()
 

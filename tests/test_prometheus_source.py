@@ -217,9 +217,9 @@ def test_informational_annotations_are_not_incompleteness():
 
 
 def test_a_gate_whose_backend_answers_partially_holds_on_nodata_with_the_backends_words():
-    from gatekeeper.judge import evaluate_gate
-    from gatekeeper.signals import Window
+    from gatekeeper.evaluation import judge_gate
     from gatekeeper.spec import Verdict, load_gate_text
+    from gatekeeper.spec.window import Window
 
     gate = load_gate_text(
         """
@@ -233,7 +233,7 @@ signals:
     server, url = _serve(THANOS_PARTIAL)
     source = PrometheusSource(url, retries=0)
     try:
-        judgement = evaluate_gate(gate, metrics=source, window=Window(start=0, end=600, step=60))
+        judgement = judge_gate(gate, metrics=source, window=Window(start=0, end=600, step=60))
     finally:
         source.close()
         server.shutdown()

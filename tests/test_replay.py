@@ -11,12 +11,11 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.controller.machine import Policy
-from gatekeeper.judge import evaluate_gate
-from gatekeeper.ops.evaluate import make_source
+from gatekeeper.evaluation import judge_gate, open_prometheus
 from gatekeeper.ops.replay import ReplayError, plan_looks, replay
-from gatekeeper.signals import Window
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.spec import load_gate
+from gatekeeper.spec.window import Window
 
 ROOT = Path(__file__).resolve().parents[1]
 GATE = ROOT / "gates" / "http-canary.yaml"
@@ -46,7 +45,7 @@ def test_replay_reverts_at_the_first_look_whose_evidence_crosses_the_threshold(
 ) -> None:
     gate = load_gate(GATE, args={"service": worse_canary.service})
     start, end = worse_canary.start_ms / 1000, worse_canary.end_ms / 1000
-    source = make_source(gate, url=prometheus.url)
+    source = open_prometheus(gate, url=prometheus.url)
     seen: list[tuple[int, int]] = []
     try:
         result = replay(
@@ -54,7 +53,7 @@ def test_replay_reverts_at_the_first_look_whose_evidence_crosses_the_threshold(
         )
         fail_look = next(lk for lk in result.looks if lk.verdict.value == "fail")
         # the same core, called directly on the same window, gives the same answer
-        direct = evaluate_gate(
+        direct = judge_gate(
             gate,
             metrics=source,
             window=Window(
@@ -109,7 +108,7 @@ def test_replay_cli_prints_the_timeline_as_json_and_writes_the_report(
 def test_healthy_canary_advances_through_the_stages_and_never_reverts(prometheus, load_scenario) -> None:
     scenario = load_scenario(canary=ArmProfile(**BUSY), baseline=ArmProfile(**BUSY), seed=5)
     gate = load_gate(GATE, args={"service": scenario.service})
-    source = make_source(gate, url=prometheus.url)
+    source = open_prometheus(gate, url=prometheus.url)
     try:
         result = replay(
             gate, metrics=source, start=scenario.start_ms / 1000, end=scenario.end_ms / 1000, step=120
@@ -146,7 +145,7 @@ def test_replay_holds_while_the_canary_is_dark_and_never_advances_on_missing_dat
         canary_absent=True,
     )
     gate = load_gate(GATE, args={"service": scenario.service})
-    source = make_source(gate, url=prometheus.url)
+    source = open_prometheus(gate, url=prometheus.url)
     try:
         result = replay(
             gate, metrics=source, start=scenario.start_ms / 1000, end=scenario.end_ms / 1000, step=60

@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
+from gatekeeper.evaluation import open_prometheus
 from gatekeeper.judge import aggregate
-from gatekeeper.ops.evaluate import make_source
 from gatekeeper.ops.replay import replay
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.spec import load_gate, load_gate_text
@@ -52,7 +52,7 @@ def failing_replay(prometheus, tmp_path_factory):  # type: ignore[no-untyped-def
     )
     RemoteWriteClient(prometheus.remote_write_url).write(scenario.series)
     gate = load_gate(GATE, args={"service": scenario.service})
-    source = make_source(gate, url=prometheus.url)
+    source = open_prometheus(gate, url=prometheus.url)
     try:
         result = replay(
             gate, metrics=source, start=scenario.start_ms / 1000, end=scenario.end_ms / 1000, step=60

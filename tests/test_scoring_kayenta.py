@@ -8,10 +8,10 @@ from __future__ import annotations
 import numpy as np
 
 from gatekeeper.judge.kayenta import group_weights, score_gate
-from gatekeeper.signals import Window
-from gatekeeper.signals.series import ArmSeries
 from gatekeeper.spec import load_gate_text
+from gatekeeper.spec.measurements import ArmSeries
 from gatekeeper.spec.outcome import Verdict
+from gatekeeper.spec.window import Window
 
 WINDOW = Window(start=0.0, end=1800.0, step=60.0)
 T = np.arange(60.0, 1801.0, 60.0)

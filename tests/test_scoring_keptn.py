@@ -10,9 +10,9 @@ from __future__ import annotations
 import pytest
 
 from gatekeeper.judge.keptn import parse_criterion, score_gate
-from gatekeeper.signals import Window
 from gatekeeper.spec import load_gate_text
 from gatekeeper.spec.outcome import Verdict
+from gatekeeper.spec.window import Window
 
 WINDOW = Window(start=0.0, end=600.0, step=60.0)
 

@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from gatekeeper.judge import evaluate_gate
-from gatekeeper.signals import Window
+from gatekeeper.evaluation import judge_gate
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.fetch import grid
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.spec import load_gate_text
+from gatekeeper.spec.window import Window
 
 ERRORS = 'sum(rate(http_requests_total{${selector},code=~"5.."}[2m])) / sum(rate(http_requests_total{${selector}}[2m]))'
 
@@ -43,20 +43,18 @@ def test_initial_delay_skips_measuring_and_never_counts_its_steps(prometheus, lo
     source = PrometheusSource(prometheus.url)
     window = Window(start, end, 60)
 
-    inside = evaluate_gate(
-        gate(sc.service, "30m"), metrics=source, window=window, stage=0, stage_started=start
-    )
+    inside = judge_gate(gate(sc.service, "30m"), metrics=source, window=window, stage=0, stage_started=start)
     assert inside.signals[0].verdict == "inconclusive" and "initial delay (1800s)" in inside.signals[0].reason
 
     spec = gate(sc.service, "15m")
-    after = evaluate_gate(spec, metrics=source, window=window, stage=0, stage_started=start)
+    after = judge_gate(spec, metrics=source, window=window, stage=0, stage_started=start)
     out = after.signals[0]
     assert out.verdict == "fail"
     points = grid(EvalContext(gate=spec, metrics=source, window=window, stage=spec.stages[0], alpha=0.01))
     measured = int(np.sum(points >= start + 900))
     assert out.evidence["failed_measurements"] == measured < len(points), (measured, len(points))
 
-    undelayed = evaluate_gate(
+    undelayed = judge_gate(
         gate(sc.service, "0s"), metrics=source, window=window, stage=0, stage_started=start
     )
     assert undelayed.signals[0].evidence["failed_measurements"] > measured

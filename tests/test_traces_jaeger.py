@@ -16,13 +16,14 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
-from gatekeeper.signals import EvalContext, Window
+from gatekeeper.signals import EvalContext
 from gatekeeper.signals.invariant import evaluate
 from gatekeeper.sources.base import SourceUnavailable
 from gatekeeper.sources.traces.jaeger import JaegerTraceSource
 from gatekeeper.sources.traces.select import TraceSources
 from gatekeeper.spec import Verdict, load_gate
 from gatekeeper.spec.models import JaegerSettings, TraceSettings
+from gatekeeper.spec.window import Window
 
 GATE = load_gate(Path(__file__).resolve().parents[1] / "gates" / "checkout.yaml")
 SIGNAL = GATE.signal("partial-checkout")

@@ -202,10 +202,7 @@ class Demo:
             heartbeat=30.0,
             health_port=None,  # no probes in the demo: a fixed port could be taken on a shared machine
         )
-        kwargs: dict[str, Any] = {"clock": clock}
-        if "traces" in Controller.__init__.__code__.co_varnames:
-            kwargs["traces"] = self.traces
-        self.controller = Controller(self.api, settings, **kwargs)
+        self.controller = Controller(self.api, settings, clock=clock, traces=self.traces)
         thread = threading.Thread(
             target=lambda: asyncio.run(self.controller.run()), name="controller", daemon=True
         )
@@ -390,10 +387,9 @@ class Demo:
                     self.console.print(f"   {key}: {esc[key]}", highlight=False)
 
     def _report(self, r: Rollout, names: Any) -> Path | None:
-        from gatekeeper.judge import evaluate_gate
-        from gatekeeper.signals import Window
-        from gatekeeper.sources.prometheus import PrometheusSource
+        from gatekeeper.evaluation import safe_judgement
         from gatekeeper.spec import load_gate
+        from gatekeeper.spec.window import Window
         from gatekeeper.web.report import write_report
 
         try:
@@ -410,12 +406,11 @@ class Demo:
             end = self.now() // 30 * 30
             started = float(status.get("stageStartedAt") or end - 300)
             window = Window(start=min(started // 30 * 30, end - 60), end=end, step=30)
-            source = PrometheusSource(self.prom.url)
-            judgement = evaluate_gate(
+            judgement = safe_judgement(
                 gate.model_copy(update={"name": r.name}),
-                metrics=source,
                 window=window,
                 stage=stage,
+                prometheus_url=self.prom.url,
                 stage_started=started,
                 traces=self.traces,
             )

@@ -40,9 +40,10 @@ from gatekeeper.controller.kube import (
     status_of,
 )
 from gatekeeper.controller.leader import Leader, LeaseSettings, NotLeader
-from gatekeeper.controller.looks import Looker, SourceFactory, warm_up
+from gatekeeper.controller.looks import Looker, warm_up
 from gatekeeper.controller.machine import TERMINAL
 from gatekeeper.controller.notify import Notifier, WebhookNotifier
+from gatekeeper.evaluation import SourceFactory
 from gatekeeper.judge import Judgement
 from gatekeeper.routing import RouteFailure, Router, RouteTarget, RoutingError, make_router
 from gatekeeper.routing.nop import NopRouter

@@ -1,7 +1,7 @@
 """Kayenta-style scoring (`mode: kayenta`): NetflixACAJudge over per-step series, groups, weights, critical.
 
-Each voting signal's per-step canary and baseline values (the range queries its definition renders, see
-`gatekeeper.signals.series`) are classified by `gatekeeper.stats.kayenta.classify_metric` (Mann–Whitney,
+Each voting signal's per-step canary and baseline values (fetched by `gatekeeper.evaluation` from the range
+queries its definition renders, see `gatekeeper.signals.series`; the judge never fetches) are classified by `gatekeeper.stats.kayenta.classify_metric` (Mann–Whitney,
 98% interval, bound 0.25·|estimate|; effect size = mean ratio) into Pass / High / Low / Nodata /
 NodataFailMetric / Error, then scored by `gatekeeper.stats.kayenta_score.score_metrics`: group score =
 100·Pass / (Pass + High + Low + NodataFailMetric), groups weighted, a critical metric that is not Pass scores 0.
@@ -27,20 +27,22 @@ when the stage weight is below 10%.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from gatekeeper.judge.aggregate import Judgement
-from gatekeeper.signals import EvalContext, Window
-from gatekeeper.signals.series import ArmSeries, UnsupportedSignal, step_series
-from gatekeeper.sources.base import MetricsSource, SourceError
+from gatekeeper.spec.measurements import ArmSeries
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
+from gatekeeper.spec.signals import SignalBase
+from gatekeeper.spec.window import Window
 from gatekeeper.stats.kayenta import KayentaClassification, Label, classify_metric
 from gatekeeper.stats.kayenta_score import KayentaScore, MetricResult, ScoreClass, score_metrics
 
-__all__ = ["evaluate_mode", "group_weights", "score_gate"]
+__all__ = ["group_weights", "score_gate"]
 
 _VERDICT = {
     Label.PASS: Verdict.PASS,
@@ -66,7 +68,7 @@ def group_weights(gate: GateSpec) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class _Classified:
-    signal: object
+    signal: SignalBase
     result: KayentaClassification
     series: ArmSeries | None
 
@@ -76,8 +78,8 @@ def _plain(label: Label, reason: str, critical: bool) -> KayentaClassification:
 
 
 def _classify(
-    signal, series: ArmSeries | None, problem: str | None, waiting: str | None
-) -> KayentaClassification:  # type: ignore[no-untyped-def]
+    signal: SignalBase, series: ArmSeries | None, problem: str | None, waiting: str | None
+) -> KayentaClassification:
     if waiting:
         return _plain(Label.NODATA, waiting, signal.critical)
     if problem or series is None:
@@ -101,19 +103,19 @@ def _classify(
     )
 
 
-def _neutral(signal) -> float:  # type: ignore[no-untyped-def]
+def _neutral(signal: SignalBase) -> float:
     """The effect size of no change: a mean ratio of 1, a common-language effect size of 0.5."""
     return 0.5 if signal.effect_measure == "cles" else 1.0
 
 
 def score_gate(
     gate: GateSpec,
-    series: dict[str, ArmSeries | str],
+    series: Mapping[str, ArmSeries | str],
     *,
     window: Window,
     stage: int = 0,
     stage_elapsed: float | None = None,
-    waiting: dict[str, str] | None = None,
+    waiting: Mapping[str, str] | None = None,
 ) -> Judgement:
     """Classify and score per-step `series` (signal name -> ArmSeries, or a problem string) as Kayenta does.
 
@@ -257,7 +259,7 @@ def _outcome(c: _Classified, score: KayentaScore, weights: dict[str, float]) -> 
     )
 
 
-def _summary(values: np.ndarray | None) -> dict:
+def _summary(values: np.ndarray | None) -> dict[str, Any]:
     if values is None:
         return {}
     finite = values[np.isfinite(values)]
@@ -267,31 +269,3 @@ def _summary(values: np.ndarray | None) -> dict:
         "mean": float(finite.mean()) if finite.size else None,
         "series": [None if not math.isfinite(v) else float(v) for v in values[-60:]],
     }
-
-
-def evaluate_mode(
-    gate: GateSpec,
-    *,
-    metrics: MetricsSource,
-    window: Window,
-    stage: int = 0,
-    stage_started: float | None = None,
-    **_: object,
-) -> Judgement:
-    """Fetch per-step series for every signal (range queries), then `score_gate`."""
-    st = gate.stages[stage]
-    ctx = EvalContext(
-        gate=gate, metrics=metrics, window=window, stage=st, alpha=gate.alpha, stage_started=stage_started
-    )
-    series: dict[str, ArmSeries | str] = {}
-    waiting: dict[str, str] = {}
-    for s in gate.signals:
-        if ctx.stage_elapsed < s.initial_delay:
-            waiting[s.name] = f"in initial delay ({s.initial_delay:g}s) of the stage"
-        try:
-            series[s.name] = step_series(s, ctx)
-        except (SourceError, UnsupportedSignal, ValueError) as e:
-            series[s.name] = f"{type(e).__name__}: {e}"
-    return score_gate(
-        gate, series, window=window, stage=stage, stage_elapsed=ctx.stage_elapsed, waiting=waiting
-    )

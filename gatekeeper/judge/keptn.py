@@ -23,16 +23,17 @@ FAIL only when the evidence alone proves it (the score would fail even if every 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TypedDict
 
 from gatekeeper.judge.aggregate import Judgement
-from gatekeeper.signals import EvalContext, Window
-from gatekeeper.signals.series import UnsupportedSignal, window_values
-from gatekeeper.sources.base import MetricsSource, SourceError
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
+from gatekeeper.spec.signals import SignalBase
+from gatekeeper.spec.window import Window
 
-__all__ = ["Criterion", "evaluate_mode", "parse_criteria", "parse_criterion", "score_gate"]
+__all__ = ["Criterion", "KeptnValues", "parse_criteria", "parse_criterion", "score_gate"]
 
 _CRITERION = re.compile(r"^(<=|>=|<|>|=)([+-]?)(\d+(?:\.\d*)?|\.\d+)(%?)$")
 _OPS = {
@@ -42,6 +43,17 @@ _OPS = {
     ">=": lambda a, b: a >= b,
     ">": lambda a, b: a > b,
 }
+
+
+class KeptnValues(TypedDict, total=False):
+    """One signal's fetched SLI values as `score_gate` receives them (every key optional)."""
+
+    canary: float | None
+    baseline: float | None
+    queries: dict[str, str]
+    problem: str | None  # the fetch failed or the answer was unusable: the signal is an ERROR
+    waiting: str | None  # e.g. in its initial delay: not scored yet
+    same_query: bool  # canary and baseline asked the same query (no ${selector}): nothing relative to compare
 
 
 @dataclass(frozen=True)
@@ -93,9 +105,9 @@ def parse_criteria(entries: list[str]) -> list[tuple[Criterion, ...]]:
 
 def _satisfied(
     cnf: list[tuple[Criterion, ...]], canary: float, baseline: float | None
-) -> tuple[bool | None, list[dict]]:
+) -> tuple[bool | None, list[dict[str, Any]]]:
     """True/False, or None when a relative criterion needed a baseline value that is missing."""
-    targets: list[dict] = []
+    targets: list[dict[str, Any]] = []
     result: bool | None = True
     for alternatives in cnf:
         any_true, unknown = False, False
@@ -121,10 +133,18 @@ class _Scored:
     key: bool
 
 
-def _score_signal(signal, canary, baseline, *, queries, problem, waiting) -> _Scored:  # type: ignore[no-untyped-def]
+def _score_signal(
+    signal: SignalBase,
+    canary: float | None,
+    baseline: float | None,
+    *,
+    queries: dict[str, str],
+    problem: str | None,
+    waiting: str | None,
+) -> _Scored:
     weight = 0.0 if signal.dry_run else float(signal.weight)
 
-    def done(status: str, verdict: Verdict, reason: str, score: float = 0.0, **evidence) -> _Scored:  # type: ignore[no-untyped-def]
+    def done(status: str, verdict: Verdict, reason: str, score: float = 0.0, **evidence: Any) -> _Scored:
         evidence = {"mode": "keptn", "status": status, "score": score, "max": weight, **evidence}
         out = SignalOutcome(
             name=signal.name,
@@ -196,26 +216,26 @@ def _text(cnf: list[tuple[Criterion, ...]]) -> str:
 
 def score_gate(
     gate: GateSpec,
-    values: dict[str, dict],
+    values: Mapping[str, KeptnValues],
     *,
     window: Window,
     stage: int = 0,
     stage_elapsed: float | None = None,
 ) -> Judgement:
-    """Score `values` (signal name -> {canary, baseline, queries?, problem?, waiting?}) as Keptn does.
+    """Score fetched `values` (signal name -> `KeptnValues`) as Keptn does.
 
     Pure: the numbers arrive as arguments. `stage_elapsed` below the stage's `minDuration` holds a pass.
     """
     scored: list[_Scored] = []
     for s in gate.signals:
-        v = values.get(s.name, {})
+        v = values.get(s.name, KeptnValues())
         scored.append(
             _score_signal(
                 s,
                 v.get("canary"),
                 v.get("baseline"),
                 queries=v.get("queries", {}),
-                problem=v.get("problem"),
+                problem=_problem(s, v),
                 waiting=v.get("waiting"),
             )
         )
@@ -265,44 +285,19 @@ def score_gate(
     )
 
 
-def _with(out: SignalOutcome, **evidence: object) -> SignalOutcome:
-    from dataclasses import replace
-
-    return replace(out, evidence={**out.evidence, **evidence})
-
-
-def evaluate_mode(
-    gate: GateSpec,
-    *,
-    metrics: MetricsSource,
-    window: Window,
-    stage: int = 0,
-    stage_started: float | None = None,
-    **_: object,
-) -> Judgement:
-    """Fetch one value per arm for every signal (instant queries over the window), then `score_gate`."""
-    st = gate.stages[stage]
-    ctx = EvalContext(
-        gate=gate, metrics=metrics, window=window, stage=st, alpha=gate.alpha, stage_started=stage_started
-    )
-    values: dict[str, dict] = {}
-    for s in gate.signals:
-        waiting = f"in initial delay ({s.initial_delay:g}s)" if ctx.stage_elapsed < s.initial_delay else None
+def _problem(signal: SignalBase, v: KeptnValues) -> str | None:
+    """Why the values cannot be scored: relative criteria on one query for both arms, or the fetch's problem."""
+    if v.get("same_query"):
         try:
-            v = window_values(s, ctx)
-            problem = v.problem
-            if v.same_query and any(c.relative for e in parse_criteria(s.pass_criteria) for c in e):
-                problem = (
-                    "relative criteria need canary and baseline queries that differ: add ${selector} "
-                    "to the query"
-                )
-            values[s.name] = {
-                "canary": v.canary,
-                "baseline": v.baseline,
-                "queries": v.queries,
-                "problem": problem,
-                "waiting": waiting,
-            }
-        except (SourceError, UnsupportedSignal, ValueError) as e:
-            values[s.name] = {"problem": f"{type(e).__name__}: {e}", "queries": {}}
-    return score_gate(gate, values, window=window, stage=stage, stage_elapsed=ctx.stage_elapsed)
+            relative = any(c.relative for e in parse_criteria(signal.pass_criteria) for c in e)
+        except ValueError as e:
+            return f"ValueError: {e}"
+        if relative:
+            return (
+                "relative criteria need canary and baseline queries that differ: add ${selector} to the query"
+            )
+    return v.get("problem")
+
+
+def _with(out: SignalOutcome, **evidence: object) -> SignalOutcome:
+    return replace(out, evidence={**out.evidence, **evidence})

@@ -6,6 +6,6 @@ so every shell maps a verdict to the same code.
 Must not: print, parse command lines, or speak HTTP.
 """
 
-from gatekeeper.ops.evaluate import EXIT_CODES, exit_code_for, make_source, resolve_window, run_evaluation
+from gatekeeper.ops.evaluate import EXIT_CODES, exit_code_for, parse_time, resolve_window
 
-__all__ = ["EXIT_CODES", "exit_code_for", "make_source", "resolve_window", "run_evaluation"]
+__all__ = ["EXIT_CODES", "exit_code_for", "parse_time", "resolve_window"]

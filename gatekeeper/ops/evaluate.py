@@ -1,16 +1,16 @@
-"""One-shot evaluation of a gate (a dry run: it never acts)."""
+"""What `gatekeeper evaluate` and `replay` share: the window from command-line options, times, exit codes.
+
+The evaluation itself is `gatekeeper.evaluation.safe_judgement` (a dry run: it never acts)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
 
-from gatekeeper.judge import Judgement, evaluate_gate
-from gatekeeper.signals import Window
-from gatekeeper.sources.prometheus import PrometheusSource
 from gatekeeper.spec.durations import parse_duration
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Verdict
+from gatekeeper.spec.window import Window
 
 EXIT_CODES = {Verdict.PASS: 0, Verdict.FAIL: 1, Verdict.INCONCLUSIVE: 3, Verdict.NODATA: 3, Verdict.ERROR: 3}
 EXIT_BAD_INPUT = 2
@@ -64,18 +64,3 @@ def resolve_window(
             f"the window ({t1 - t0:g}s) is shorter than one step ({step_s:g}s): widen it or pass --step"
         )
     return Window(start=t0, end=t1, step=step_s)
-
-
-def make_source(gate: GateSpec, *, url: str | None = None) -> PrometheusSource:
-    p = gate.source.prometheus
-    return PrometheusSource(url or p.url, timeout=p.timeout, retries=p.retries, headers=p.headers)
-
-
-def run_evaluation(
-    gate: GateSpec, *, window: Window, prometheus: str | None = None, stage: int = 0
-) -> Judgement:
-    source = make_source(gate, url=prometheus)
-    try:
-        return evaluate_gate(gate, metrics=source, window=window, stage=stage)
-    finally:
-        source.close()

@@ -1,8 +1,8 @@
 """Replay: what would the gate have done over a past window? ("last Tuesday's incident")
 
 Walks `[start, end]` look by look, every `step` seconds (the gate's `interval` by default: how often the live
-controller looks). Each look evaluates the window from the current stage's start to that instant through
-`evaluate_gate`, exactly as the controller does, and hands the judgement to the controller's own pure machine
+controller looks). Each look judges the window from the current stage's start to that instant through
+`gatekeeper.evaluation.safe_judgement`, exactly as the controller does (a crash is an ERROR look), and hands the judgement to the controller's own pure machine
 (`gatekeeper.controller.machine.transition`). Routing changes are taken as made at once (the executor
 assumed to succeed), so the next stage's clock starts at the look that advanced it.
 
@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from gatekeeper.controller.machine import TERMINAL, Announce, Policy, Route, applied, transition
-from gatekeeper.judge import Judgement, evaluate_gate
-from gatekeeper.signals import Window
+from gatekeeper.evaluation import safe_judgement
+from gatekeeper.judge import Judgement
 from gatekeeper.sources.base import MetricsSource
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Verdict
 from gatekeeper.spec.status import GateStatus, Phase
+from gatekeeper.spec.window import Window
 
 __all__ = ["MAX_LOOKS", "Look", "Replay", "ReplayError", "plan_looks", "replay"]
 
@@ -212,7 +213,7 @@ def _look(
     step: float,
 ) -> Look:
     window = Window(start=stage_started, end=t, step=step)
-    judgement = evaluate_gate(
+    judgement = safe_judgement(
         gate,
         metrics=metrics,
         window=window,

@@ -7,7 +7,7 @@ effect with its bounds, and the exact queries.
 Must not: read the wall clock (windows arrive as arguments), act on anything, or import judge and above.
 """
 
-from gatekeeper.signals.context import EvalContext, Window
-from gatekeeper.signals.registry import evaluate_signal, render_queries
+from gatekeeper.signals.context import EvalContext
+from gatekeeper.signals.registry import evaluate_signal, load_kinds, render_queries
 
-__all__ = ["EvalContext", "Window", "evaluate_signal", "render_queries"]
+__all__ = ["EvalContext", "evaluate_signal", "load_kinds", "render_queries"]

@@ -1,4 +1,4 @@
-"""What a signal evaluation gets: the gate, the sources, the window and the stage it judges."""
+"""What a signal measurement gets: the gate, the sources, the window and the stage it judges."""
 
 from __future__ import annotations
 
@@ -8,31 +8,7 @@ from typing import Any
 
 from gatekeeper.sources.base import MetricsSource, TraceSource
 from gatekeeper.spec.models import GateSpec, Stage
-
-
-@dataclass(frozen=True)
-class Window:
-    """Evidence window [start, end] in unix seconds, cut into steps of `step` seconds (end aligned)."""
-
-    start: float
-    end: float
-    step: float
-
-    def __post_init__(self) -> None:
-        if self.end <= self.start:
-            raise ValueError(f"window end ({self.end}) must be after its start ({self.start})")
-        if self.step <= 0:
-            raise ValueError("window step must be positive")
-
-    @property
-    def length(self) -> float:
-        return self.end - self.start
-
-    @property
-    def first_point(self) -> float:
-        """First step end: a range query from here to `end` yields increases covering the whole window."""
-        n = max(round(self.length / self.step), 1)
-        return self.end - (n - 1) * self.step
+from gatekeeper.spec.window import Window
 
 
 @dataclass(frozen=True)

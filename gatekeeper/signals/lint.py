@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import promql_parser
 
-from gatekeeper.signals.context import EvalContext, Window
+from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.registry import render_queries
 from gatekeeper.signals.render import RenderError
 from gatekeeper.spec.load import SpecIssue
 from gatekeeper.spec.models import GateSpec
+from gatekeeper.spec.window import Window
 
 
 class _NoSource:

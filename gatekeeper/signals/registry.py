@@ -11,7 +11,8 @@ from gatekeeper.signals.render import RenderError
 from gatekeeper.sources.base import IncompleteAnswer, QueryRejected, SourceError
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 
-_EVALUATORS = {
+#: signal kind -> the module that measures it (its `evaluate(signal, ctx)`); a new kind adds a line here
+KIND_MODULES = {
     "ratio": "gatekeeper.signals.ratio",
     "drift": "gatekeeper.signals.ratio",
     "duplicates": "gatekeeper.signals.ratio",
@@ -24,7 +25,16 @@ _EVALUATORS = {
 
 
 def _evaluator(kind: str) -> Callable[[Any, EvalContext], SignalOutcome]:
-    return importlib.import_module(_EVALUATORS[kind]).evaluate
+    evaluate: Callable[[Any, EvalContext], SignalOutcome] = importlib.import_module(
+        KIND_MODULES[kind]
+    ).evaluate
+    return evaluate
+
+
+def load_kinds() -> None:
+    """Import every signal kind's module now (scipy.stats takes seconds), not during a gate's first look."""
+    for module in sorted(set(KIND_MODULES.values())):
+        importlib.import_module(module)
 
 
 def evaluate_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:

@@ -17,7 +17,6 @@ Missing steps are NaN, never 0: no data is not a value.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -25,11 +24,10 @@ from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.fetch import grid
 from gatekeeper.signals.render import fill, increase
 from gatekeeper.spec.durations import format_duration
+from gatekeeper.spec.measurements import ArmSeries, ArmValues
 
 __all__ = [
     "COUNT_FIELDS",
-    "ArmSeries",
-    "ArmValues",
     "UnsupportedSignal",
     "arm_query",
     "step_series",
@@ -46,35 +44,6 @@ COUNT_FIELDS = {
 
 class UnsupportedSignal(ValueError):
     """The signal kind has no single numeric value per arm; the message names the kinds that do."""
-
-
-@dataclass(frozen=True)
-class ArmSeries:
-    """Per-step values of both arms on the window's step grid (NaN where an arm had no value)."""
-
-    timestamps: np.ndarray
-    canary: np.ndarray
-    baseline: np.ndarray
-    queries: dict[str, str] = field(default_factory=dict)
-    problem: str | None = None  # e.g. several series where one was expected
-
-    @property
-    def same_query(self) -> bool:
-        return self.queries.get("canary") == self.queries.get("baseline")
-
-
-@dataclass(frozen=True)
-class ArmValues:
-    """One value per arm over the whole window (None: the query returned nothing or NaN)."""
-
-    canary: float | None
-    baseline: float | None
-    queries: dict[str, str] = field(default_factory=dict)
-    problem: str | None = None
-
-    @property
-    def same_query(self) -> bool:
-        return self.queries.get("canary") == self.queries.get("baseline")
 
 
 def arm_query(signal: object, ctx: EvalContext, arm: str, *, window: float) -> str:

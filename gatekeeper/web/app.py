@@ -25,7 +25,7 @@ from starlette.responses import HTMLResponse, JSONResponse, PlainTextResponse, R
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from gatekeeper.judge import Judgement, aggregate
+from gatekeeper.judge import Judgement
 from gatekeeper.ops.views import (
     ActionRejected,
     GateNotFound,
@@ -34,9 +34,8 @@ from gatekeeper.ops.views import (
     gate_detail,
     gate_rows,
 )
-from gatekeeper.signals import Window
 from gatekeeper.spec import GateSpec
-from gatekeeper.spec.outcome import SignalOutcome, Verdict
+from gatekeeper.spec.window import Window
 from gatekeeper.web import dashboard
 from gatekeeper.web.auth import Auth
 from gatekeeper.web.integrations import Evaluator, integration_routes
@@ -57,42 +56,29 @@ _SECURITY_HEADERS = {
 def default_evaluator(
     *, prometheus: str | None = None, metrics: GateMetrics | None = None, traces: Any | None = None
 ) -> Evaluator:
-    """Evaluate against the gate's Prometheus (or `prometheus`) and the trace store `traces`, record the look
-    in `metrics`, and turn an unexpected failure into an ERROR judgement with the reason (never a 5xx)."""
-    from gatekeeper.judge import evaluate_gate
-    from gatekeeper.ops.evaluate import make_source
-
-    def run(gate: GateSpec, window: Window, stage: int) -> Judgement:
-        source = make_source(gate, url=prometheus)
-        try:
-            return evaluate_gate(gate, metrics=source, window=window, stage=stage, traces=traces)
-        finally:
-            source.close()
+    """Judge against the gate's Prometheus (or `prometheus`) and the trace store `traces`, record the look in
+    `metrics`; an unexpected failure is an ERROR judgement with the reason (never a 5xx), counted as an error."""
+    from gatekeeper.evaluation import safe_judgement
 
     def evaluate(gate: GateSpec, *, window: Window, stage: int) -> Judgement:
         started = time.perf_counter()
-        try:
-            judgement = run(gate, window, stage)
-        except Exception as e:  # a judge that crashes must say so, not pass or 500
-            if metrics is not None:
-                metrics.record_error(gate=gate.name, kind=type(e).__name__)
-            return _error_judgement(gate, window=window, stage=stage, reason=f"evaluation failed: {e}")
+        crashed: list[Exception] = []
+        judgement = safe_judgement(
+            gate,
+            window=window,
+            stage=stage,
+            prometheus_url=prometheus,
+            traces=traces,
+            on_crash=crashed.append,
+        )
         if metrics is not None:
-            metrics.record(judgement, duration_seconds=time.perf_counter() - started, spec=gate)
+            if crashed:
+                metrics.record_error(gate=gate.name, kind=type(crashed[0]).__name__)
+            else:
+                metrics.record(judgement, duration_seconds=time.perf_counter() - started, spec=gate)
         return judgement
 
     return evaluate
-
-
-def _error_judgement(gate: GateSpec, *, window: Window, stage: int, reason: str) -> Judgement:
-    outcome = SignalOutcome(name="evaluation", kind="internal", verdict=Verdict.ERROR, reason=reason)
-    return aggregate(
-        [outcome],
-        gate=gate.name,
-        window={"start": window.start, "end": window.end, "step": window.step},
-        stage=stage,
-        weight=gate.stages[stage].weight,
-    )
 
 
 def create_app(

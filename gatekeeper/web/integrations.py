@@ -47,10 +47,10 @@ from gatekeeper.ops.views import (
     RepositoryUnavailable,
     resolve_spec,
 )
-from gatekeeper.signals import Window
 from gatekeeper.spec import GateSpec, SpecError
 from gatekeeper.spec.outcome import Verdict
 from gatekeeper.spec.status import Phase
+from gatekeeper.spec.window import Window
 from gatekeeper.web.auth import Auth, denial
 
 __all__ = ["FLAGGER_HOOKS", "Evaluator", "integration_routes"]

@@ -350,7 +350,7 @@ def _load_config(path: Path) -> _Defaults:
 def _source_factory(defaults: _Defaults, *, override: str | None) -> Any:
     """A ``SourceFactory`` that fills what a gate's ``source.prometheus`` leaves unset from the defaults file;
     the gate's own values win, and ``--prometheus`` (``override``) wins over both for the URL."""
-    from gatekeeper.controller.looks import prometheus_source
+    from gatekeeper.evaluation import prometheus_source
 
     base = defaults.prometheus
     given = base.model_fields_set & (_SOURCE_DEFAULTS - {"headers"})

@@ -34,7 +34,8 @@ def evaluate(
     ),
 ) -> None:
     """Evaluate a gate against Prometheus. Exit 0 pass, 1 fail, 2 bad input, 3 not decided."""
-    from gatekeeper.ops.evaluate import exit_code_for, resolve_window, run_evaluation
+    from gatekeeper.evaluation import safe_judgement
+    from gatekeeper.ops.evaluate import exit_code_for, resolve_window
     from gatekeeper.spec import SpecError, load_gate, parse_args
 
     if output not in ("table", "wide", "json"):
@@ -49,7 +50,7 @@ def evaluate(
         win = resolve_window(gate=gate, now=time.time(), window=window, start=start, end=end, step=step)
     except ValueError as e:
         fail(str(e))
-    judgement = run_evaluation(gate, window=win, prometheus=prometheus, stage=stage - 1)
+    judgement = safe_judgement(gate, window=win, stage=stage - 1, prometheus_url=prometheus)
     data = sanitize(judgement.to_dict())
     if output == "json":
         print_json(data)

@@ -30,7 +30,8 @@ def replay(
 ) -> None:
     """Walk a past window look by look through the decision core and print the verdicts and the actions
     the controller would have taken. Exit 0 pass, 1 fail, 2 bad input, 3 not decided (last look)."""
-    from gatekeeper.ops.evaluate import exit_code_for, make_source, parse_time
+    from gatekeeper.evaluation import open_prometheus
+    from gatekeeper.ops.evaluate import exit_code_for, parse_time
     from gatekeeper.ops.replay import ReplayError, plan_looks
     from gatekeeper.ops.replay import replay as run_replay
     from gatekeeper.spec import SpecError, load_gate, parse_args
@@ -48,7 +49,7 @@ def replay(
         planned = len(plan_looks(start=t0, end=t1, step=look_step))
     except (ValueError, ReplayError) as e:
         fail(str(e))
-    source = make_source(gate, url=prometheus)
+    source = open_prometheus(gate, url=prometheus)
     try:
         with _progress(planned, enabled=planned >= PROGRESS_FROM) as progress:
             result = run_replay(gate, metrics=source, start=t0, end=t1, step=look_step, progress=progress)
