@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The test command: set up everything the tests need (Debian packages, .venv, the test kube-apiserver and
-# Helm, and Jaeger for the trace-backend tests, built from Go modules into a cache), run the linters, then the
-# whole suite on real components.
+# Helm, and Jaeger for the trace-backend tests, built from Go modules into a cache), run the linters and the
+# type checker, then the whole suite on real components.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh --with-browser
@@ -13,5 +13,7 @@ echo "== ruff"
 .venv/bin/ruff format --check gatekeeper tests bench
 echo "== import-linter"
 .venv/bin/lint-imports
+echo "== mypy (strict on spec, stats, judge, evaluation and the transition machine; see pyproject.toml)"
+.venv/bin/mypy
 echo "== pytest"
 .venv/bin/python -m pytest "$@"

@@ -123,17 +123,19 @@ class Demo:
         from gatekeeper.sim.prometheus import PrometheusServer
         from gatekeeper.sources.traces.store import TraceStore
         from gatekeeper.spec import load_gate
+        from gatekeeper.spec.models import TraceSettings
 
         c = self.console
         c.rule("[bold]gatekeeper demo[/]: three gated rollouts of a checkout")
         self.prom = self.stack.enter_context(PrometheusServer())
         self.say(f"Prometheus {self.prom.url} (pid {self.prom.pid}), fed by remote write")
         template = load_gate(DEMO_GATE, args={"storefront": "x", "orders": "y", "job": "z"})
+        settings = template.source.traces or TraceSettings()  # the demo gate sets them
         self.traces = TraceStore(
             clock=self.now,
             version_attribute="service.version",
-            completion_timeout=template.source.traces.completion_timeout,
-        )  # type: ignore[union-attr]
+            completion_timeout=settings.completion_timeout,
+        )
         if not KubeCluster.available():
             c.print(
                 "[bold yellow]no test kube-apiserver is built on this machine[/] "
@@ -389,6 +391,7 @@ class Demo:
     def _report(self, r: Rollout, names: Any) -> Path | None:
         from gatekeeper.evaluation import safe_judgement
         from gatekeeper.spec import load_gate
+        from gatekeeper.spec.models import TraceSettings
         from gatekeeper.spec.window import Window
         from gatekeeper.web.report import write_report
 
@@ -397,7 +400,7 @@ class Demo:
                 DEMO_GATE, args={"storefront": names.storefront, "orders": names.orders, "job": names.job}
             )
             v = _versions(r.name)
-            traces = gate.source.traces.model_copy(  # type: ignore[union-attr]
+            traces = (gate.source.traces or TraceSettings()).model_copy(
                 update={"canary_value": v["canary"], "baseline_value": v["baseline"]}
             )
             gate = gate.model_copy(update={"source": gate.source.model_copy(update={"traces": traces})})

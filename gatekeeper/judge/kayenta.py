@@ -37,7 +37,7 @@ from gatekeeper.judge.aggregate import Judgement
 from gatekeeper.spec.measurements import ArmSeries
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
-from gatekeeper.spec.signals import SignalBase
+from gatekeeper.spec.signals import Signal
 from gatekeeper.spec.window import Window
 from gatekeeper.stats.kayenta import KayentaClassification, Label, classify_metric
 from gatekeeper.stats.kayenta_score import KayentaScore, MetricResult, ScoreClass, score_metrics
@@ -68,7 +68,7 @@ def group_weights(gate: GateSpec) -> dict[str, float]:
 
 @dataclass(frozen=True)
 class _Classified:
-    signal: SignalBase
+    signal: Signal
     result: KayentaClassification
     series: ArmSeries | None
 
@@ -78,7 +78,7 @@ def _plain(label: Label, reason: str, critical: bool) -> KayentaClassification:
 
 
 def _classify(
-    signal: SignalBase, series: ArmSeries | None, problem: str | None, waiting: str | None
+    signal: Signal, series: ArmSeries | None, problem: str | None, waiting: str | None
 ) -> KayentaClassification:
     if waiting:
         return _plain(Label.NODATA, waiting, signal.critical)
@@ -103,7 +103,7 @@ def _classify(
     )
 
 
-def _neutral(signal: SignalBase) -> float:
+def _neutral(signal: Signal) -> float:
     """The effect size of no change: a mean ratio of 1, a common-language effect size of 0.5."""
     return 0.5 if signal.effect_measure == "cles" else 1.0
 

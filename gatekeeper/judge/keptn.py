@@ -30,7 +30,7 @@ from typing import Any, TypedDict
 from gatekeeper.judge.aggregate import Judgement
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
-from gatekeeper.spec.signals import SignalBase
+from gatekeeper.spec.signals import Signal
 from gatekeeper.spec.window import Window
 
 __all__ = ["Criterion", "KeptnValues", "parse_criteria", "parse_criterion", "score_gate"]
@@ -134,7 +134,7 @@ class _Scored:
 
 
 def _score_signal(
-    signal: SignalBase,
+    signal: Signal,
     canary: float | None,
     baseline: float | None,
     *,
@@ -285,7 +285,7 @@ def score_gate(
     )
 
 
-def _problem(signal: SignalBase, v: KeptnValues) -> str | None:
+def _problem(signal: Signal, v: KeptnValues) -> str | None:
     """Why the values cannot be scored: relative criteria on one query for both arms, or the fetch's problem."""
     if v.get("same_query"):
         try:

@@ -30,7 +30,7 @@ MIRROR_ROLES = ("mirror", "mirror-percent")
 _Base: Any = KubeRouter if TYPE_CHECKING else object
 
 
-class RuleMatch(_Base):  # type: ignore[misc]
+class RuleMatch(_Base):
     """``set_match`` by gate-owned rules; mixed into a ``KubeRouter`` with ``rules_at``."""
 
     def managed_rules(self, obj: dict[str, Any]) -> list[int]:
@@ -100,7 +100,7 @@ def ab_conditions(match: Match, *, where: str, names: Sequence[str]) -> list[tup
     return out
 
 
-class Mirroring(_Base):  # type: ignore[misc]
+class Mirroring(_Base):
     """``set_mirror`` through the kind's mirror slots; mixed into a ``KubeRouter``."""
 
     def mirror_want(self, obj: dict[str, Any], slots: Sequence[Slot], percent: float) -> dict[str, Any]:

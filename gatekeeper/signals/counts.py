@@ -391,7 +391,8 @@ def _fixed(out: _Out, canary: ArmCounts, baseline: ArmCounts) -> SignalOutcome:
         )
     worst_dir = min(tests, key=lambda d: tests[d].p_value)
     t = tests[worst_dir]
-    lower, upper = t.ratio_lower, t.ratio_upper
+    lower: float | None = t.ratio_lower
+    upper: float | None = t.ratio_upper
     if worst_dir == Direction.DECREASE:
         lower, upper = _inv(upper), _inv(lower)
     effect = Effect(measure="rate ratio", estimate=_estimate(c, b), lower=lower, upper=upper, limit=limit)

@@ -47,7 +47,7 @@ def align(series: Sequence[Series], points: np.ndarray) -> tuple[np.ndarray, boo
 
 def align_rows(
     series: Sequence[Series],
-    row_of: Sequence[int],
+    row_of: Sequence[int] | np.ndarray,
     points: np.ndarray,
     *,
     rows: int,
@@ -140,6 +140,15 @@ def counter_queries(ctx: EvalContext, wanted: dict[str, Counter]) -> dict[str, d
     return out
 
 
+def _raw_render(counter: Counter, length: float) -> Render:
+    """Renders `counter`'s raw-sample query over `length` seconds for a scope (no extra grouping)."""
+
+    def render(scope: dict[str, str], grouping: tuple[str, ...]) -> str:
+        return raw_query(counter, scope, length)
+
+    return render
+
+
 def counters(ctx: EvalContext, wanted: dict[str, Counter]) -> dict[str, dict[str, CounterData]]:
     """Per counter name, per arm: the counter's exact increments on the window's steps and its newest sample.
 
@@ -154,10 +163,9 @@ def counters(ctx: EvalContext, wanted: dict[str, Counter]) -> dict[str, dict[str
     answers: dict[str, dict[str, QueryResult]] = {}
     for name, (source, _) in plan.items():
         if source == name:
-            c = wanted[name]
             answers[name] = by_arm(
                 ctx,
-                lambda scope, grouping, c=c: raw_query(c, scope, length),
+                _raw_render(wanted[name], length),
                 lambda q: ctx.metrics.instant(q, at=float(points[-1])),
             )
     texts = counter_queries(ctx, wanted)

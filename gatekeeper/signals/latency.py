@@ -68,7 +68,8 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
         else:
             idx = int(np.searchsorted(le, q_base, side="left")) - 1 if q_base is not None else len(le) - 2
             idx = min(max(idx, 0), len(le) - 2)  # never the +Inf bucket: nothing is slower than +Inf
-        label = f"slower than {le[idx]:g}s, the bucket bound below the baseline's p{signal.quantile * 100:g}"
+        quantile = signal.quantile if signal.quantile is not None else 0.99  # the spec sets one of the two
+        label = f"slower than {le[idx]:g}s, the bucket bound below the baseline's p{quantile * 100:g}"
     gap, _ = staleness_gap(ctx, signal.histogram, {a: (d.query, d.newest) for a, d in fetched.items()})
     if gap:
         return _plain(signal, queries, Verdict.NODATA, gap)

@@ -8,16 +8,20 @@ import promql_parser
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.registry import render_queries
 from gatekeeper.signals.render import RenderError
+from gatekeeper.sources.base import QueryResult
 from gatekeeper.spec.load import SpecIssue
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.window import Window
 
 
 class _NoSource:
-    def instant(self, query: str, *, at: float):  # type: ignore[no-untyped-def]
+    """A `MetricsSource` that refuses: lint renders queries and never runs them."""
+
+    def instant(self, query: str, *, at: float) -> QueryResult:
         raise RuntimeError("lint does not query")
 
-    range = instant  # type: ignore[assignment]
+    def range(self, query: str, *, start: float, end: float, step: float) -> QueryResult:
+        raise RuntimeError("lint does not query")
 
 
 def check_queries(gate: GateSpec) -> list[SpecIssue]:

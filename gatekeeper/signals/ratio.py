@@ -70,7 +70,9 @@ def evaluate(
     )
 
 
-def _nodata(signal, queries: dict[str, str], reason: str) -> SignalOutcome:  # type: ignore[no-untyped-def]
+def _nodata(
+    signal: RatioSignal | DriftSignal | DuplicateSignal | RetrySignal, queries: dict[str, str], reason: str
+) -> SignalOutcome:
     return SignalOutcome(
         name=signal.name,
         kind=signal.kind,

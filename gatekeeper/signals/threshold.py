@@ -7,6 +7,7 @@ and steps inside it never count as failed measurements."""
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -33,7 +34,7 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
     result = ctx.metrics.range(queries["canary"], start=float(points[0]), end=float(points[-1]), step=w.step)
     base = ctx.metrics.instant(queries["baseline"], at=w.end).scalar()
 
-    def out(verdict: Verdict, reason: str, **kw) -> SignalOutcome:  # type: ignore[no-untyped-def]
+    def out(verdict: Verdict, reason: str, **kw: Any) -> SignalOutcome:
         return SignalOutcome(
             name=signal.name,
             kind=signal.kind,

@@ -5,6 +5,7 @@ asking concurrently wait for the first. Errors are memoised too, so every signal
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 
 from gatekeeper.sources.base import MetricsSource, QueryResult
@@ -27,7 +28,7 @@ class MemoSource:
             lambda: self.inner.range(query, start=start, end=end, step=step),
         )
 
-    def _once(self, key: tuple[object, ...], call) -> QueryResult:  # type: ignore[no-untyped-def]
+    def _once(self, key: tuple[object, ...], call: Callable[[], QueryResult]) -> QueryResult:
         with self._lock:
             future = self._futures.get(key)
             owner = future is None

@@ -21,7 +21,8 @@ import json
 import math
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import numpy as np
 import requests
@@ -29,6 +30,8 @@ from prometheus_api_client import PrometheusApiClientException, PrometheusConnec
 from urllib3.util.retry import Retry
 
 from gatekeeper.sources.base import IncompleteAnswer, QueryRejected, QueryResult, Series, SourceUnavailable
+
+T = TypeVar("T")
 
 _RETRY_STATUS = (429, 502, 503, 504)
 
@@ -135,7 +138,7 @@ class PrometheusSource:
                 f"{self.url} did not answer like Prometheus: {e}", query=query, url=self.url
             ) from None
 
-    def _call(self, query: str, fn):  # type: ignore[no-untyped-def]
+    def _call(self, query: str, fn: Callable[[], T]) -> T:
         try:
             return fn()
         except (KeyError, TypeError, IndexError) as e:  # a 200 answer without data.result

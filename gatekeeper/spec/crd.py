@@ -44,7 +44,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
@@ -151,7 +151,7 @@ def gate_crd() -> dict[str, Any]:
         ("Phase", "string", ".status.phase", "Where the rollout is."),
         ("Age", "date", ".metadata.creationTimestamp", ""),
     ]
-    printer = [
+    printer: list[dict[str, Any]] = [
         {"name": n, "type": t, "jsonPath": p, **({"description": d} if d else {})} for n, t, p, d in columns
     ]
     printer.insert(4, {"name": "Reason", "type": "string", "jsonPath": ".status.reason", "priority": 1})
@@ -242,7 +242,7 @@ class OperatorRequest:
         if unknown:
             raise BadRequestAnnotation(key, value, f"unknown fields {unknown}")
         action = data.get("action")
-        if ANNOTATION_KEYS.get(action) != key:  # type: ignore[arg-type]
+        if not isinstance(action, str) or ANNOTATION_KEYS.get(action) != key:
             allowed = sorted(a for a, k in ANNOTATION_KEYS.items() if k == key)
             raise BadRequestAnnotation(key, value, f"'action' must be one of {allowed} under this key")
         stage = data.get("stage")
@@ -253,7 +253,7 @@ class OperatorRequest:
                 raise BadRequestAnnotation(key, value, f"'{field}' is missing")
         if not isinstance(data.get("reason", ""), str):
             raise BadRequestAnnotation(key, value, "'reason' must be a string")
-        return cls(action, data["by"], data["at"], stage, data.get("reason", ""))
+        return cls(cast(Action, action), data["by"], data["at"], stage, data.get("reason", ""))
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:

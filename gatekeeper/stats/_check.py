@@ -112,4 +112,5 @@ def weights(values: Sequence[float] | None, *, size: int, field: str = "weights"
         raise StatsInputError(
             field, f"{values!r} does not give {size} non-negative weights", "pass one per entry"
         )
-    return w / w.sum()
+    normalised: np.ndarray = w / w.sum()
+    return normalised

@@ -68,13 +68,15 @@ def log_lik_increments(
         term = m * np.log1p(rho * (ratios - 1.0))
     # 0 · log(0) cases: no events, or an arm with no traffic (then its events are 0 too, checked upstream)
     term = np.where(m == 0, 0.0, term)
-    return np.where(c == 0, 0.0, c * log_r) - term
+    f: np.ndarray = np.where(c == 0, 0.0, c * log_r) - term
+    return f
 
 
 def lattice_offsets(grid: Sequence[float]) -> np.ndarray:
     """Each alternative's distance on the lattice, in steps (at least one, at most `MAX_OFFSET`)."""
     steps = np.rint(np.log2(np.asarray(grid, dtype=float)) * STEPS_PER_DOUBLING).astype(int)
-    return np.clip(steps, 1, MAX_OFFSET)
+    offsets: np.ndarray = np.clip(steps, 1, MAX_OFFSET)
+    return offsets
 
 
 @lru_cache(maxsize=64)
@@ -102,7 +104,7 @@ def logsumexp_rows(values: np.ndarray) -> np.ndarray:
     top = np.max(values, axis=-1, keepdims=True)
     top_safe = np.where(np.isfinite(top), top, 0.0)
     with np.errstate(divide="ignore"):
-        out = np.log(np.sum(np.exp(values - top_safe), axis=-1)) + top_safe[..., 0]
+        out: np.ndarray = np.log(np.sum(np.exp(values - top_safe), axis=-1)) + top_safe[..., 0]
     return out
 
 

@@ -38,7 +38,8 @@ def signal_weights(*, critical: Sequence[bool], critical_factor: float = 2.0) ->
     if not (factor >= 1 and math.isfinite(factor)):
         raise StatsInputError("critical_factor", f"{critical_factor!r} is below 1", "pass e.g. 2")
     raw = np.where(flags, factor, 1.0)
-    return raw / raw.sum()
+    normalised: np.ndarray = raw / raw.sum()
+    return normalised
 
 
 def _evalues(e_values: Sequence[float]) -> np.ndarray:

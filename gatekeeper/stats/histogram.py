@@ -54,7 +54,12 @@ class Buckets:
         return float(self.cumulative[-1]) if self.cumulative.size else 0.0
 
 
-def parse_le(le: Sequence[str | float]) -> np.ndarray:
+#: bucket upper bounds (`le` label values or numbers) and cumulative counts, as lists or arrays
+Bounds = Sequence[str | float] | np.ndarray
+Counts = Sequence[float] | np.ndarray
+
+
+def parse_le(le: Bounds) -> np.ndarray:
     try:
         bounds = np.array([float(x) for x in le], dtype=float)
     except (TypeError, ValueError):
@@ -68,7 +73,7 @@ def parse_le(le: Sequence[str | float]) -> np.ndarray:
     return bounds
 
 
-def per_bucket_counts(*, le: Sequence[str | float], cumulative: Sequence[float]) -> Buckets:
+def per_bucket_counts(*, le: Bounds, cumulative: Counts) -> Buckets:
     """Sort by bound, merge equal bounds, fix precision errors and force monotonic counts (as PromQL does)."""
     bounds = parse_le(le)
     values = np.asarray(cumulative, dtype=float)
@@ -105,7 +110,7 @@ def _fix_precision(values: np.ndarray, tolerance: float) -> np.ndarray:
     return out
 
 
-def quantile_from_buckets(q: float, *, le: Sequence[str | float], cumulative: Sequence[float]) -> float:
+def quantile_from_buckets(q: float, *, le: Bounds, cumulative: Counts) -> float:
     """PromQL `histogram_quantile(q, ...)` for one classic histogram. NaN when it has no observations."""
     if math.isnan(q):
         return math.nan

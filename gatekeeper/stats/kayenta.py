@@ -33,6 +33,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TypeVar
 
 import numpy as np
 
@@ -50,6 +51,9 @@ __all__ = [
     "iqr_outliers",
     "mean_ratio",
 ]
+
+
+E = TypeVar("E", bound=StrEnum)
 
 
 class Label(StrEnum):
@@ -117,14 +121,16 @@ def iqr_outliers(values: np.ndarray, *, factor: float, reduce_sensitivity: bool 
     lower, upper = p25 - factor * iqr, p75 + factor * iqr
     if reduce_sensitivity:
         lower, upper = min(p01, lower), max(p99, upper)
-    return (v < lower) | (v > upper)
+    outside: np.ndarray = (v < lower) | (v > upper)
+    return outside
 
 
 def _transform(values: np.ndarray, nan: NaNStrategy, outliers: bool, factor: float) -> np.ndarray:
     v = values[~np.isnan(values)] if nan == NaNStrategy.REMOVE else np.nan_to_num(values, nan=0.0)
     if outliers and v.size:
         v = v[~iqr_outliers(v, factor=factor)]
-    return v
+    kept: np.ndarray = v
+    return kept
 
 
 def classify_metric(
@@ -216,9 +222,11 @@ def _or(value: float | None, default: float) -> float:
     return default if value is None else float(value)
 
 
-def _enum(kind: type[StrEnum], value: object, field: str) -> StrEnum:
+def _enum(kind: type[E], value: object, field: str) -> E:
     try:
+        if not isinstance(value, str):
+            raise ValueError(value)
         return kind(value)
     except ValueError:
-        allowed = ", ".join(k.value for k in kind)  # type: ignore[attr-defined]
+        allowed = ", ".join(k.value for k in kind)
         raise StatsInputError(field, f"{value!r} is not one of {allowed}", f"use one of {allowed}") from None

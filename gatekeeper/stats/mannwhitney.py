@@ -20,6 +20,7 @@ R `stats::wilcox.test` (exact = FALSE); spinnaker/kayenta `kayenta-mannwhitney` 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -129,7 +130,9 @@ def _root(zq: float, lo: float, hi: float, x: np.ndarray, y: np.ndarray) -> floa
     return _zeroin(lambda d: wilcoxon_z(d, zq, x, y), lo, hi, f_lo, f_hi, _R_TOL)
 
 
-def _zeroin(f, a: float, b: float, fa: float, fb: float, tol: float, maxit: int = 1000) -> float:
+def _zeroin(
+    f: Callable[[float], float], a: float, b: float, fa: float, fb: float, tol: float, maxit: int = 1000
+) -> float:
     """Brent's root finder as published (Brent 1973, ch. 4, procedure `zero`), which R's `uniroot` runs.
 
     Long because it is one algorithm; kept step for step so that, on the step-shaped Wilcoxon statistic,

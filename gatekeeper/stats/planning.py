@@ -29,9 +29,10 @@ __all__ = [
 ]
 
 
-def share_probability(ratio: float | np.ndarray, share: float) -> float | np.ndarray:
-    """θ(r) = ρr / (ρr + 1 − ρ): the chance that a bad event is the canary's."""
-    return share * np.asarray(ratio) / (share * np.asarray(ratio) + 1.0 - share)
+def share_probability(ratio: float | np.ndarray, share: float) -> np.ndarray:
+    """θ(r) = ρr / (ρr + 1 − ρ): the chance that a bad event is the canary's (an array of `ratio`'s shape)."""
+    theta: np.ndarray = share * np.asarray(ratio) / (share * np.asarray(ratio) + 1.0 - share)
+    return theta
 
 
 def _drift(theta: float, theta_alt: np.ndarray, theta_null: float) -> np.ndarray:
@@ -142,4 +143,4 @@ def fixed_noninferiority_requests(
     m = (
         (za * math.sqrt(theta0 * (1 - theta0)) + zb * math.sqrt(theta1 * (1 - theta1))) / (theta0 - theta1)
     ) ** 2
-    return m * rho / p
+    return float(m * rho / p)

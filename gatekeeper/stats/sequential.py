@@ -92,7 +92,8 @@ class RatioState:
 
     @property
     def _log_w(self) -> np.ndarray:
-        return np.log(np.asarray(self.weights))
+        log_w: np.ndarray = np.log(np.asarray(self.weights))
+        return log_w
 
     @property
     def log_e(self) -> float:

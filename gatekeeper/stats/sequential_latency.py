@@ -60,7 +60,8 @@ def _per_interval(le: Sequence[str | float], buckets: Any, field: str) -> tuple[
 
 def _tails(bounds: np.ndarray, cum: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
     idx = np.searchsorted(bounds, thresholds)
-    return cum[:, -1:] - cum[:, idx]
+    tails: np.ndarray = cum[:, -1:] - cum[:, idx]
+    return tails
 
 
 def _thresholds(bounds: np.ndarray, thresholds: Sequence[float] | None) -> np.ndarray:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import typer
 
@@ -61,7 +62,7 @@ def evaluate(
     raise typer.Exit(exit_code_for(judgement.verdict))
 
 
-def _write_report(path: str, **kwargs) -> None:  # type: ignore[no-untyped-def]
+def _write_report(path: str, **kwargs: Any) -> None:
     try:
         from gatekeeper.web.report import write_report  # the evidence report (operator surfaces)
     except ImportError:

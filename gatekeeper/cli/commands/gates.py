@@ -163,7 +163,7 @@ def get_gates(
 get_app.command("gate", hidden=True)(get_gates)  # kubectl takes the singular too
 
 
-def _show(  # type: ignore[no-untyped-def]
+def _show(
     gate, namespace, all_namespaces, history, output, watch, interval, max_updates, kubeconfig, context
 ) -> None:
     import time

@@ -260,7 +260,7 @@ def _metric(
             t,
             (*path, "provider", "prometheus", "query"),
             f"template variable {_LEFTOVER.search(query).group(0)} has no gatekeeper equivalent",
-        )  # type: ignore[union-attr]
+        )
         return None
     _provider_settings(t, path, prom, ctx, refs, report)
     sig: dict[str, Any] = {"name": slug(name), "kind": "threshold", "description": f"Argo metric '{name}'"}

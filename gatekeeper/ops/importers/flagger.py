@@ -283,7 +283,7 @@ def _metric(
     interval,
     ctx,
     report,
-) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+) -> list[dict[str, Any]]:
     name = str(m.get("name") or f"metric-{path[-1]}")
     window = str(m.get("interval") or "1m")
     tr = report.mapping(c, (*path, "thresholdRange"), m.get("thresholdRange"))

@@ -58,7 +58,7 @@ DEFAULT_PROVIDER = "istio"  # Flagger's -mesh-provider default and the observer 
 
 def builtin(
     c: Doc, path: tuple, m: dict, name: str, *, obs, provider, lo, hi, window, base, report
-) -> list[dict]:  # type: ignore[no-untyped-def]
+) -> list[dict]:
     if obs is None:
         report.unresolved(
             c,

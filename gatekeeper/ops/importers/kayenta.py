@@ -267,7 +267,7 @@ def _resource_filters(doc: Doc, path: tuple, q: dict, ctx: dict, report: Report)
     return [f'{label}="${{scope}}"']
 
 
-def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+def _metric(doc: Doc, path: tuple, m: Any, *, config, weights, ctx, report) -> dict[str, Any] | None:
     if not isinstance(m, dict):
         report.error(doc, path, "a metric must be an object")
         return None

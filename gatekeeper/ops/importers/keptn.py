@@ -143,7 +143,7 @@ def _args_in(text: str, args: dict, filters: dict, given: dict) -> str:
     return _PLACEHOLDER.sub(repl, text)
 
 
-def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report) -> dict[str, Any] | None:  # type: ignore[no-untyped-def]
+def _objective_v1(slo, path, obj, indicators, filters, args, given, ctx, report) -> dict[str, Any] | None:
     if not isinstance(obj, dict) or not obj.get("sli"):
         report.error(slo, path, "an objective needs 'sli'")
         return None
