@@ -762,3 +762,37 @@ def test_the_example_collector_config_routes_by_trace_id_to_the_charts_intake_pe
     assert lb["resolver"]["k8s"]["ports"] == [grpc_port]
     assert "loadbalancing/gatekeeper" in example["service"]["pipelines"]["traces/gatekeeper"]["exporters"]
     assert one(objs, "Secret", "-token")["metadata"]["name"] == "release-gatekeeper-token"
+
+
+@pytest.mark.k8s
+def test_helm_upgrade_keeps_the_generated_token_so_senders_keep_working(
+    helm: Path, kube_cluster: KubeCluster, kube_admin: Any, kube_namespace: str, tmp_path: Path
+) -> None:
+    """A real `helm install` then `helm upgrade` against the test API server: the token Secret is generated once
+    (the chart looks it up), so exporters and Argo templates holding it keep working across upgrades."""
+    import base64
+
+    from kubernetes import client
+
+    ns = kube_namespace
+    release = f"t{secrets.token_hex(3)}"
+    env = {**os.environ, "KUBECONFIG": str(kube_cluster.kubeconfig),
+           **{f"HELM_{k}_HOME": str(tmp_path / k.lower()) for k in ("CACHE", "CONFIG", "DATA")}}  # fmt: skip
+
+    def helm_run(*args: str) -> None:
+        done = subprocess.run([str(helm), *args, str(CHART), "-n", ns, "--set", "admissionPolicy.enabled=false",
+                               "--set", f"watchNamespace={ns}"],
+                              capture_output=True, text=True, timeout=120, env=env, check=False)  # fmt: skip
+        assert done.returncode == 0, done.stderr
+
+    def token() -> str:
+        secret = client.CoreV1Api(kube_admin).read_namespaced_secret(f"{release}-gatekeeper-token", ns)
+        return base64.b64decode(secret.data["token"]).decode()
+
+    helm_run("install", release)
+    first = token()
+    assert len(first) == 40
+    helm_run("upgrade", release, "--set", "intake.replicaCount=2")
+    assert token() == first
+    apps = client.AppsV1Api(kube_admin)
+    assert apps.read_namespaced_deployment(f"{release}-gatekeeper-intake", ns).spec.replicas == 2

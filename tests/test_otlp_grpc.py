@@ -18,6 +18,7 @@ from gatekeeper.sources.traces import StoreLimits, TraceStore
 from gatekeeper.web.auth import Auth
 from gatekeeper.web.otlp_grpc import GrpcIntake
 from tests.test_otlp_store import RULE, T0, checkout, request
+from tests.test_web_auth import pki  # noqa: F401  (the module-scoped certificates fixture)
 
 TOKEN = "grpc-intake-token-0123456789"
 
@@ -76,3 +77,37 @@ def test_grpc_status_codes_for_missing_wrong_tokens_and_a_full_store() -> None:
         with pytest.raises(grpc.RpcError) as full:  # one open trace is the cap: back off and retry
             export(request(checkout(2, t=T0)), metadata=auth, timeout=5)
         assert full.value.code() == grpc.StatusCode.UNAVAILABLE
+
+
+def test_grpc_with_mutual_tls_admits_the_sdk_with_a_client_certificate_only(pki) -> None:  # type: ignore[no-untyped-def]  # noqa: F811
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from gatekeeper.web.auth import TLSConfig
+
+    tls = TLSConfig(
+        certfile=str(pki / "server.pem"), keyfile=str(pki / "server.key"), client_ca=str(pki / "ca.pem")
+    )
+    store = TraceStore(clock=SimClock(T0), rules=[RULE])
+    ca = (pki / "ca.pem").read_bytes()
+    with GrpcIntake(store, auth=Auth.from_token(TOKEN, tls=tls), port=0) as server:
+
+        def export(credentials: grpc.ChannelCredentials) -> SpanExportResult:
+            exporter = OTLPSpanExporter(
+                endpoint=f"127.0.0.1:{server.port}", credentials=credentials,
+                headers=(("authorization", f"Bearer {TOKEN}"),), timeout=3,
+            )  # fmt: skip
+            provider = TracerProvider(resource=Resource({"service.version": "canary"}))
+            span = provider.get_tracer("t").start_span("checkout")
+            span.end()
+            result = exporter.export([span])  # type: ignore[list-item]
+            exporter.shutdown()
+            return result
+
+        with_cert = grpc.ssl_channel_credentials(
+            root_certificates=ca,
+            private_key=(pki / "client.key").read_bytes(),
+            certificate_chain=(pki / "client.pem").read_bytes(),
+        )
+        assert export(with_cert) == SpanExportResult.SUCCESS
+        assert export(grpc.ssl_channel_credentials(root_certificates=ca)) == SpanExportResult.FAILURE
+    assert store.stats().spans_received == {"canary": 1}
