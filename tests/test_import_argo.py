@@ -7,7 +7,7 @@ import math
 
 import yaml
 
-from gatekeeper.ops.importers import import_texts
+from gatekeeper.importers import import_texts
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.spec.outcome import Verdict
 from tests.test_import_common import PEERS, cli, import_to, lint_ok

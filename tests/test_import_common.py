@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from gatekeeper.cli.main import app
 from gatekeeper.evaluation import safe_judgement
-from gatekeeper.ops.importers import import_texts
+from gatekeeper.importers import import_texts
 from gatekeeper.sim.remote_write import RemoteWriteClient, Series
 from gatekeeper.sim.scenario import ArmProfile, Scenario, canary_scenario
 from gatekeeper.spec import load_gate_text

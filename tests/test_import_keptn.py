@@ -7,7 +7,7 @@ from __future__ import annotations
 import yaml
 
 from gatekeeper.evaluation import judge_gate, open_prometheus
-from gatekeeper.ops.importers import import_texts
+from gatekeeper.importers import import_texts
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.spec import load_gate_text
 from gatekeeper.spec.outcome import Verdict

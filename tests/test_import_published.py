@@ -13,7 +13,7 @@ import re
 import pytest
 import yaml
 
-from gatekeeper.ops.importers import ImportInputError, import_texts
+from gatekeeper.importers import ImportInputError, import_texts
 from tests.test_import_common import PEERS, cli, import_to, lint_ok
 
 

@@ -243,7 +243,7 @@ def import_runner(family: str) -> Callable[[bytes], None]:
     def run(data: bytes) -> None:
         """Peer files as `gatekeeper import` reads them (split at FILE_SEPARATOR), then the gate it writes
         is loaded and linted as the command does."""
-        from gatekeeper.ops.importers import ImportInputError, import_texts, verify_gate
+        from gatekeeper.importers import ImportInputError, import_texts, verify_gate
 
         parts = data.split(FILE_SEPARATOR)[:4]
         names = _NAMES[family]

@@ -41,7 +41,7 @@ def import_command(
     Keptn slo.yaml + sli.yaml or AnalysisDefinition (+ templates). The report lists every field not carried
     over with its file and line. Exit 0 written, 2 bad input or unresolved references.
     """
-    from gatekeeper.ops.importers import ImportInputError, import_texts, verify_gate
+    from gatekeeper.importers import ImportInputError, import_texts, verify_gate
     from gatekeeper.spec import SpecError, parse_args
 
     try:

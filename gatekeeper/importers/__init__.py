@@ -14,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from gatekeeper.ops.importers.common import (
+from gatekeeper.importers.common import (
     Doc,
     ImportInputError,
     ImportReport,
@@ -24,7 +24,7 @@ from gatekeeper.ops.importers.common import (
     dump_gate,
     load_documents,
 )
-from gatekeeper.ops.importers.fragments import complete
+from gatekeeper.importers.fragments import complete
 
 __all__ = ["ImportInputError", "ImportReport", "ImportResult", "Note", "import_texts", "verify_gate"]
 
@@ -85,7 +85,7 @@ SHAPES: dict[str, dict[str, str]] = {
 
 
 def _family(doc: Doc) -> str | None:
-    from gatekeeper.ops.importers import argo, flagger, kayenta, keptn
+    from gatekeeper.importers import argo, flagger, kayenta, keptn
 
     for name, test in (
         ("argo", argo.is_argo),
@@ -102,7 +102,7 @@ def import_texts(
     inputs: list[tuple[str, str]], *, args: dict[str, str] | None = None, name: str | None = None
 ) -> ImportResult:
     """Import `(file name, text)` pairs as one gate. Raises `ImportInputError` on unparsable input."""
-    from gatekeeper.ops.importers import argo, flagger, kayenta, keptn
+    from gatekeeper.importers import argo, flagger, kayenta, keptn
 
     report = Report()
     docs: list[Doc] = []
@@ -157,7 +157,7 @@ def import_texts(
             f"{family} document against its schema"
         ) from e
     if name:
-        from gatekeeper.ops.importers.common import slug
+        from gatekeeper.importers.common import slug
 
         gate["name"] = slug(name)
     frozen = report.freeze()

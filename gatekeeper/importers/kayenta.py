@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gatekeeper.ops.importers.common import (
+from gatekeeper.importers.common import (
     FAIL_CLOSED_BOUND,
     Doc,
     Report,

@@ -8,8 +8,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gatekeeper.ops.importers.common import Doc, Report, arg_name, guard_query, promql_problem, slug, unique
-from gatekeeper.ops.importers.keptn_shared import absolute_bounds, keptn_gate, meets, percent
+from gatekeeper.importers.common import Doc, Report, arg_name, guard_query, promql_problem, slug, unique
+from gatekeeper.importers.keptn_shared import absolute_bounds, keptn_gate, meets, percent
 
 _GO_VAR = re.compile(r"\{\{\s*\.([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 

@@ -17,8 +17,7 @@ import itertools
 import re
 from typing import Any
 
-from gatekeeper.judge.keptn import parse_criterion
-from gatekeeper.ops.importers.common import (
+from gatekeeper.importers.common import (
     Doc,
     Report,
     arg_name,
@@ -27,8 +26,9 @@ from gatekeeper.ops.importers.common import (
     slug,
     unique,
 )
-from gatekeeper.ops.importers.keptn_shared import absolute_bounds, keptn_gate, meets, percent
-from gatekeeper.ops.importers.keptn_v2 import import_v2
+from gatekeeper.importers.keptn_shared import absolute_bounds, keptn_gate, meets, percent
+from gatekeeper.importers.keptn_v2 import import_v2
+from gatekeeper.judge.keptn import parse_criterion
 
 V2_KINDS = ("AnalysisDefinition", "AnalysisValueTemplate", "Analysis", "KeptnMetricsProvider")
 _PLACEHOLDER = re.compile(r"\$([A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z0-9_]+)?)")

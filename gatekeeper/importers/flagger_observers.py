@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.ops.importers.common import Doc, number
+from gatekeeper.importers.common import Doc, number
 
 PROVIDERS: dict[str, dict[str, Any]] = {
     "istio": {

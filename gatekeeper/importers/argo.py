@@ -16,9 +16,9 @@ import math
 import re
 from typing import Any
 
-from gatekeeper.ops.importers import argo_expr
-from gatekeeper.ops.importers.argo_rollout import rollout_analysis, rollout_stages
-from gatekeeper.ops.importers.common import (
+from gatekeeper.importers import argo_expr
+from gatekeeper.importers.argo_rollout import rollout_analysis, rollout_stages
+from gatekeeper.importers.common import (
     Doc,
     Report,
     arg_name,

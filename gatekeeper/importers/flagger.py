@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from gatekeeper.ops.importers.common import (
+from gatekeeper.importers.common import (
     Doc,
     Report,
     go_duration_seconds,
@@ -29,7 +29,7 @@ from gatekeeper.ops.importers.common import (
     slug,
     unique,
 )
-from gatekeeper.ops.importers.flagger_observers import DEFAULT_PROVIDER, PROVIDERS, builtin
+from gatekeeper.importers.flagger_observers import DEFAULT_PROVIDER, PROVIDERS, builtin
 
 _HANDLED_ANALYSIS = {
     "interval", "threshold", "maxWeight", "stepWeight", "stepWeights", "metrics", "webhooks", "alerts",

@@ -6,8 +6,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from gatekeeper.importers.common import FAIL_CLOSED_BOUND, bounds, slug
 from gatekeeper.judge.keptn import parse_criterion
-from gatekeeper.ops.importers.common import FAIL_CLOSED_BOUND, bounds, slug
 
 
 def absolute_bounds(entries: list[str]) -> dict[str, float]:

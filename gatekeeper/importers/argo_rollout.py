@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.ops.importers.common import Doc, Report, go_duration_seconds, number
+from gatekeeper.importers.common import Doc, Report, go_duration_seconds, number
 
 ARGO_DEFAULT_PROGRESS_DEADLINE = 600
 

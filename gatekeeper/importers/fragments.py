@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import PurePath
 from typing import Any
 
-from gatekeeper.ops.importers.common import Doc, Report, slug
+from gatekeeper.importers.common import Doc, Report, slug
 
 _ARGO_API = "argoproj.io/v1alpha1"
 _FLAGGER_API = "flagger.app/v1beta1"
