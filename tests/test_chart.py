@@ -31,6 +31,7 @@ BASE_RULES = [
     {"apiGroups": ["gatekeeper.dev"], "resources": ["gates"], "verbs": ["get", "list", "watch", "patch"]},
     {"apiGroups": ["gatekeeper.dev"], "resources": ["gates/status"], "verbs": ["get", "patch", "update"]},
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "create", "update"]},
 ]
 # Flags the chart passes that `gatekeeper controller run` does not take yet (none: every flag is real).
 PENDING_FLAGS: frozenset[str] = frozenset()
@@ -384,6 +385,7 @@ def test_the_rendered_chart_applies_and_the_controller_can_do_exactly_its_job(
         *[(v, "gatekeeper.dev", "gates", other) for v in ("get", "list", "watch", "patch")],
         *[(v, "gatekeeper.dev", "gates/status", other) for v in ("get", "patch", "update")],
         ("create", "", "events", other), ("patch", "", "events", other),
+        *[(v, "", "configmaps", other) for v in ("get", "create", "update")],  # decision records
         *[(v, gw.group, gw.plural, other) for v in ("get", "list", "watch", "patch")],
         ("create", "coordination.k8s.io", "leases", ns),
         *[(v, "coordination.k8s.io", "leases", ns, lease) for v in ("get", "update", "patch")],
@@ -391,7 +393,8 @@ def test_the_rendered_chart_applies_and_the_controller_can_do_exactly_its_job(
     denied = [
         *[(v, gw.group, gw.plural, other) for v in ("create", "update", "delete", "deletecollection")],
         *[("patch", APIS[k].group, APIS[k].plural, other) for k in ("istio", "smi", "nginx")],
-        ("get", "", "secrets", ns), ("list", "", "secrets", other), ("get", "", "configmaps", ns),
+        ("get", "", "secrets", ns), ("list", "", "secrets", other),
+        *[(v, "", "configmaps", other) for v in ("list", "watch", "delete", "patch")],
         ("create", "gatekeeper.dev", "gates", other), ("delete", "gatekeeper.dev", "gates", other),
         ("get", "coordination.k8s.io", "leases", ns, "someone-elses"),
         ("create", "coordination.k8s.io", "leases", other), ("list", "", "pods", ns),
@@ -408,6 +411,13 @@ def test_the_rendered_chart_applies_and_the_controller_can_do_exactly_its_job(
     custom.patch_namespaced_custom_object_status(
         "gatekeeper.dev", "v1alpha1", ns, "gates", "web", {"status": {"phase": "Progressing"}}
     )
+    from gatekeeper.controller.decision_store import DecisionStore
+
+    gate = custom.get_namespaced_custom_object("gatekeeper.dev", "v1alpha1", ns, "gates", "web")
+    record = {"version": 1, "time": 1.0, "action": "advance", "stage": 0, "weight": 1.0, "notes": []}
+    DecisionStore(sa).write(gate, record)  # its decision records: created, then updated
+    DecisionStore(sa).write(gate, {**record, "time": 2.0})
+    assert [s.seq for s in DecisionStore(sa).index(ns, "web")] == [1, 2]
     with pytest.raises(ApiException) as refused:
         custom.delete_namespaced_custom_object(gw.group, gw.versions[0], ns, gw.plural, "any-route")
     assert refused.value.status == 403

@@ -11,6 +11,11 @@ leader) performs it again before deciding anything, and step 2 finds the split a
 is neither lost nor doubled. Events and notifications follow the status write that records them: a crash in
 between loses an announcement, never repeats it.
 
+A decision (an advance, revert, halt, promotion, approval wait, abort, or a hold for a human) is recorded
+after the status writes that make it (``recorder``, `gatekeeper.controller.decision_store`): its judgement,
+so its report never needs the source again. Like an Event, a record lost to a crash in between is lost, never
+repeated; a record that cannot be written is a Warning Event, never a reason to undo the decision.
+
 A revert only lowers exposure: if the split saved before the first write had more canary traffic than now
 (or nothing was saved), the canary is set to 0 instead.
 
@@ -32,7 +37,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gatekeeper.controller.fights import GUARDED, guard
 from gatekeeper.controller.kube import GateClient, GateRef, StaleObject, spec_hash, status_of
@@ -58,6 +63,9 @@ from gatekeeper.routing import MatchRouter, MirrorRouter, RouteFailure, Router, 
 from gatekeeper.routing.match import Match
 from gatekeeper.spec.models import GateSpec, Stage
 from gatekeeper.spec.status import GateStatus, Intent
+
+if TYPE_CHECKING:
+    from gatekeeper.controller.decision_store import Recorder
 
 __all__ = ["KILL_POINTS", "MID_POINTS", "POINTS", "CrashPoints", "Executor", "KillAt", "NoCrash", "Outcome"]
 
@@ -160,8 +168,10 @@ class Executor:
         heartbeat: float = 60.0,
         attempts: int = 3,
         webhooks: HookCaller | None = None,
+        recorder: Recorder | None = None,
     ) -> None:
         self.gates, self.router_for, self.notifier = gates, router_for, notifier
+        self.recorder = recorder
         self._submit, self._clock, self.hooks = submit, clock, hooks
         self.heartbeat, self.attempts = heartbeat, attempts
         self.webhooks: HookCaller = webhooks or HttpHooks()
@@ -183,7 +193,9 @@ class Executor:
                     answers[a.type] = self._ask(ref, gate, s, a.type)
             raise RuntimeError(f"gate {ref}: the machine kept asking for hooks: {sorted(answers)}")
 
-        return self._retrying(obj, gate, decide)
+        out = self._retrying(obj, gate, decide)
+        self._record(obj, out, judgement)
+        return out
 
     def _ask(self, ref: GateRef, gate: GateSpec, s: GateStatus, kind: str) -> HookAnswer:
         if gate.dry_run:
@@ -222,10 +234,35 @@ class Executor:
         )
         if nxt is state:
             return None
-        return self.apply(obj, gate, state, nxt, actions, now)
+        out = self.apply(obj, gate, state, nxt, actions, now)
+        self._record(obj, out, None)  # a hold for a human when the fight is given up
+        return out
 
-    def request(self, obj: dict[str, Any], gate: GateSpec, req: Request) -> Outcome:
-        return self._retrying(obj, gate, lambda s, now: request(s, req, now, Policy.from_gate(gate)))
+    def request(
+        self, obj: dict[str, Any], gate: GateSpec, req: Request, *, last: Judgement | None = None
+    ) -> Outcome:
+        """Apply an operator's request; ``last``: the gate's latest judgement, recorded with an abort."""
+        out = self._retrying(obj, gate, lambda s, now: request(s, req, now, Policy.from_gate(gate)))
+        self._record(obj, out, last, by=req.by)
+        return out
+
+    def _record(
+        self, before: dict[str, Any], out: Outcome, judgement: Judgement | None, by: str = ""
+    ) -> None:
+        if self.recorder is None:
+            return
+        try:
+            self.recorder.record(
+                gate=out.obj, before=status_of(before), after=out.status, judgement=judgement, by=by
+            )
+        except NotLeader:
+            raise
+        except Exception as e:  # a record is an explanation: losing one never undoes or blocks a decision
+            ref = GateRef.of(out.obj)
+            log.warning("Gate %s: decision not recorded: %s", ref, e)
+            self.gates.event(out.obj, kind="Warning", reason="DecisionNotRecorded",
+                             message=f"the decision was made but its record could not be stored: {e}",
+                             now=self._clock())  # fmt: skip
 
     def _retrying(self, obj: dict[str, Any], gate: GateSpec, decide: Callable[..., Any]) -> Outcome:
         ref = GateRef.of(obj)

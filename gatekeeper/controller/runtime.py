@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from gatekeeper.controller.clock import Clock, SystemClock
+from gatekeeper.controller.decision_store import DecisionStore, Recorder
 from gatekeeper.controller.executor import CrashPoints, Executor, NoCrash
 from gatekeeper.controller.health import HealthServer
 from gatekeeper.controller.kube import (
@@ -122,6 +123,7 @@ class _Slot:
     router: Router | None = None
     router_key: tuple[Any, ...] = ()
     reported: str = ""  # the last problem reported as an Event (once per distinct problem)
+    last: Judgement | None = None  # the latest look's judgement (recorded with an operator's abort)
 
 
 class Controller:
@@ -162,6 +164,9 @@ class Controller:
             clock=self.clock.now,
             hooks=hooks or NoCrash(),
             heartbeat=settings.heartbeat,
+            recorder=Recorder(
+                DecisionStore(api_client, field_manager=f"gatekeeper@{settings.identity}", fence=fence)
+            ),
         )
         self._slots: dict[GateRef, _Slot] = {}
         self._watcher: Watcher | None = None
@@ -339,7 +344,7 @@ class Controller:
             if state.phase not in _NOT_JUDGED and (state.intent is None or state.intent.done):
                 self.executor.hooks.reached("during-query")
                 t0 = time.perf_counter()
-                judgement = self.looker.look(gate, state, now=self.clock.now())
+                judgement = slot.last = self.looker.look(gate, state, now=self.clock.now())
                 self._observe(lambda o: o.looked(gate, judgement, time.perf_counter() - t0))
             out = self.executor.look(obj, gate, judgement)
             self._observe_actions(gate, state, out.status, by_operator=False)
@@ -394,7 +399,7 @@ class Controller:
             obj = self.gates.clear_request(obj, b.key, b.value)
         for req, key, value in reqs:
             before = status_of(obj)
-            out = self.executor.request(obj, gate, req)
+            out = self.executor.request(obj, gate, req, last=slot.last)
             self._observe_actions(gate, before, out.status, by_operator=True)
             obj = self.gates.clear_request(out.obj, key, value)
         return obj

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from gatekeeper.signals.context import EvalContext
+from gatekeeper.signals.steps import step_series
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import Direction, TestMethod
 from gatekeeper.stats import planning, proportions, sequential
@@ -132,6 +133,16 @@ class _Out:
             evidence["minimums_met"] = bool(
                 c.total_exposure >= st.min_samples and self.ctx.stage_elapsed >= st.min_duration
             )
+        b = self.baseline
+        if c is not None and b is not None and np.array_equal(c.timestamps, b.timestamps):
+            series = step_series(
+                timestamps=c.timestamps,
+                canary=(c.events, c.exposure),
+                baseline=(b.events, b.exposure),
+                unit=self.unit,
+            )
+            if series is not None:
+                evidence["series"] = series
         return SignalOutcome(
             name=self.signal.name,
             kind=self.signal.kind,
@@ -266,6 +277,7 @@ def _sequential(
         "safety_e_value": float(shown.safety_e_value),
         "threshold": shown.threshold,
         "path": [float(x) for x in np.asarray(shown.path)[-_PATH_POINTS:]],
+        "path_t": _path_times(canary, baseline, len(shown.path)),
         "samples": {"canary": canary.total_exposure, "baseline": baseline.total_exposure},
         "events": {"canary": canary.total_events, "baseline": baseline.total_events},
     }
@@ -485,6 +497,15 @@ def merge_orphans(canary: ArmCounts, baseline: ArmCounts) -> tuple[ArmCounts, Ar
     t = np.array(stamps)
     merged = rows.shape[1] - m.shape[1]
     return ArmCounts(t, m[0], m[1]), ArmCounts(t, m[2], m[3]), merged
+
+
+def _path_times(canary: ArmCounts, baseline: ArmCounts, n: int) -> list[float]:
+    """The step time of each e-value on the path: one per step where both arms had exposure (the newest)."""
+    both = (canary.exposure > 0) & (baseline.exposure > 0)
+    t = canary.timestamps[both] if len(both) == len(canary.timestamps) else canary.timestamps
+    if len(t) != n:
+        return []
+    return [float(x) for x in t[-_PATH_POINTS:]]
 
 
 def _canary_over_baseline(

@@ -53,10 +53,10 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
             Verdict.ERROR, f"the query returned {len(result.series)} series; aggregate it to one (e.g. sum())"
         )
     s = result.series[0]
-    values = s.values
+    values, times = s.values, s.timestamps
     if signal.initial_delay:
         measured_from = ctx.window.end - ctx.stage_elapsed + signal.initial_delay
-        values = values[s.timestamps >= measured_from]
+        values, times = values[s.timestamps >= measured_from], times[s.timestamps >= measured_from]
         if not len(values):
             return out(Verdict.NODATA, "no measurement since the initial delay ended: empty is not a pass")
     if ctx.window.end - s.timestamps[-1] > ctx.gate.source.prometheus.max_staleness:
@@ -88,6 +88,7 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
         "failed_measurements": failed,
         "failure_limit": signal.failure_limit,
         "values": values.tolist()[-60:],
+        "values_t": times.tolist()[-60:],
     }
     if failed > signal.failure_limit:
         return out(

@@ -158,21 +158,31 @@ def _signal_section(
     series = [_signal_at(lk.judgement, s.name) for lk in looks]
     points = [(lk.time, x) for lk, x in zip(looks, series, strict=True) if x is not None]
     parts.append('<div class="grid">')
-    parts.append(figures.add(_arms_figure(s, points), f"fig-{i}-arms"))
+    parts.append(_slot(figures, _arms_figure(s, points), f"fig-{i}-arms"))
     e_fig = _evalue_figure(s, j, points)
     if e_fig is not None:
-        parts.append(figures.add(e_fig, f"fig-{i}-evalue"))
+        parts.append(_slot(figures, e_fig, f"fig-{i}-evalue"))
     if s.effect is not None:
-        parts.append(figures.add(_effect_figure(s, points), f"fig-{i}-effect"))
+        parts.append(_slot(figures, _effect_figure(s, points), f"fig-{i}-effect"))
     parts.append("</div>")
     parts.append(_queries(s))
-    evidence = {k: v for k, v in (s.evidence or {}).items() if k != "path"}
+    evidence = {k: v for k, v in (s.evidence or {}).items() if k not in _DRAWN}
     if evidence:
         parts.append(
             f"<details><summary>Evidence (raw)</summary><pre>{_e(json.dumps(_clean(evidence), indent=2))}</pre></details>"
         )
     parts.append("</section>")
     return "\n".join(parts)
+
+
+_DRAWN = frozenset({"path", "path_t", "series", "values_t"})  # drawn as charts, not dumped as raw evidence
+
+
+def _slot(figures: _Figures, fig: go.Figure | str, div_id: str) -> str:
+    """A chart, or the sentence that says why there is none: a chart is never drawn empty."""
+    if isinstance(fig, str):
+        return f"<div class='figure no-chart' id='{_e(div_id)}'><p class='muted'>{_e(fig)}</p></div>"
+    return figures.add(fig, div_id)
 
 
 def _numbers_table(s: SignalOutcome) -> str:
@@ -243,10 +253,12 @@ def _timeline_figure(looks: list[Any]) -> go.Figure:
     return fig
 
 
-def _arms_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) -> go.Figure:
-    fig = go.Figure()
+def _arms_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) -> go.Figure | str:
+    """Canary against baseline: per look (a replay), per step of the window (the counts in the evidence),
+    the window's totals, or the reason there are no numbers."""
     key, label = _arm_key(s)
     if points and key:
+        fig = go.Figure()
         for arm, colour in _ARM_COLOURS.items():
             fig.add_trace(
                 go.Scatter(
@@ -254,18 +266,86 @@ def _arms_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) ->
                     mode="lines+markers", name=arm, line={"color": colour},
                 )
             )  # fmt: skip
-        fig.update_layout(title=f"Canary vs baseline {label} (stage so far)")
-    elif key:
-        values = [_finite((getattr(s, arm) or {}).get(key)) for arm in _ARM_COLOURS]
-        fig.add_trace(
+        if _drawn(fig):
+            fig.update_layout(title=f"Canary vs baseline {label} (stage so far)", yaxis_title=label)
+            return fig
+    steps = _series_figure(s) or _values_figure(s)
+    if steps is not None:
+        return steps
+    values = [_finite((getattr(s, arm) or {}).get(key)) for arm in _ARM_COLOURS] if key else []
+    if any(v is not None for v in values):
+        fig = go.Figure(
             go.Bar(x=list(_ARM_COLOURS), y=values, marker_color=list(_ARM_COLOURS.values()), name=label)
         )
-        fig.update_layout(title=f"Canary vs baseline: {label} over the window")
-    else:
-        fig.add_annotation(text="no canary/baseline numbers for this signal", showarrow=False)
-        fig.update_layout(title="Canary vs baseline")
-    fig.update_layout(yaxis_title=label or "")
+        fig.update_layout(title=f"Canary vs baseline: {label} over the window", yaxis_title=label)
+        return fig
+    return f"No canary/baseline chart: {_no_numbers(s)}"
+
+
+def _series_figure(s: SignalOutcome) -> go.Figure | None:
+    """Cumulative bad-event rate per arm at every step of the window, from the per-step counts."""
+    series = (s.evidence or {}).get("series")
+    if not isinstance(series, dict) or not series.get("t"):
+        return None
+    unit = str(series.get("unit", "requests"))
+    xs = [_dt(t) for t in series["t"]]
+    fig = go.Figure()
+    for arm, colour in _ARM_COLOURS.items():
+        counts = series.get(arm) or {}
+        events, exposure = counts.get("events") or [], counts.get(unit) or []
+        if len(events) != len(xs) or len(exposure) != len(xs):
+            continue
+        e_sum, n_sum, ys, text = 0.0, 0.0, [], []
+        for e, n in zip(events, exposure, strict=True):
+            e_sum, n_sum = e_sum + e, n_sum + n
+            ys.append(e_sum / n_sum if n_sum > 0 else None)
+            text.append(f"{e_sum:g} of {n_sum:g} {unit}")
+        fig.add_trace(
+            go.Scatter(x=xs, y=ys, mode="lines", name=arm, line={"color": colour}, text=text,
+                       hovertemplate="%{x}<br>" + arm + ": %{y:.4g} (%{text})<extra></extra>")
+        )  # fmt: skip
+    if not _drawn(fig):
+        return None
+    every = f", {series.get('bucket')} steps per point" if series.get("bucket", 1) > 1 else ""
+    fig.update_layout(
+        title=f"Canary vs baseline: cumulative rate per {unit[:-1] if unit.endswith('s') else unit}{every}",
+        yaxis_title=f"bad events per {unit[:-1] if unit.endswith('s') else unit}",
+    )
     return fig
+
+
+def _values_figure(s: SignalOutcome) -> go.Figure | None:
+    """A threshold signal's measurements per step against its bound."""
+    ev = s.evidence or {}
+    values = [_finite(v) for v in ev.get("values") or []]
+    times = ev.get("values_t") or []
+    if not any(v is not None for v in values) or len(times) != len(values):
+        return None
+    fig = go.Figure(go.Scatter(x=[_dt(t) for t in times], y=values, mode="lines+markers", name="canary",
+                               line={"color": _ARM_COLOURS["canary"]}))  # fmt: skip
+    base = _finite((s.baseline or {}).get("value"))
+    if base is not None:
+        fig.add_trace(go.Scatter(x=[_dt(times[0]), _dt(times[-1])], y=[base, base], mode="lines",
+                                 name="baseline (at the window end)", line={"color": _ARM_COLOURS["baseline"]}))  # fmt: skip
+    fig.update_layout(title="Canary value per step", yaxis_title="value")
+    return fig
+
+
+def _drawn(fig: go.Figure) -> bool:
+    """True when some trace of ``fig`` has a finite y value to draw."""
+    return any(any(_finite(y) is not None for y in (t.y or ())) for t in fig.data)
+
+
+def _no_numbers(s: SignalOutcome) -> str:
+    """Why a signal has nothing to draw, in words."""
+    if s.verdict.value in ("nodata", "error") or not (s.canary or s.baseline):
+        return s.reason or "the signal produced no numbers"
+    shown = "; ".join(
+        f"{arm}: " + ", ".join(f"{k} {_num(v)}" for k, v in (getattr(s, arm) or {}).items())
+        for arm in ("canary", "baseline")
+        if getattr(s, arm)
+    )
+    return f"this {s.kind} signal has no rates or values to compare ({shown})"
 
 
 def _evalue_figure(
@@ -279,8 +359,12 @@ def _evalue_figure(
     fig = go.Figure()
     xs: list[dt.datetime] = []
     if path:
-        end, step = j.window.get("end", 0.0), j.window.get("step", 60.0)
-        xs = [_dt(end - step * (len(path) - 1 - k)) for k in range(len(path))]
+        times = ev.get("path_t") or []
+        if len(times) == len(path):
+            xs = [_dt(t) for t in times]
+        else:
+            end, step = j.window.get("end", 0.0), j.window.get("step", 60.0)
+            xs = [_dt(end - step * (len(path) - 1 - k)) for k in range(len(path))]
         fig.add_trace(
             go.Scatter(
                 x=xs, y=[_positive(v) for v in path], mode="lines", name="e-value per step (last look)"
@@ -307,10 +391,13 @@ def _evalue_figure(
     return fig
 
 
-def _effect_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) -> go.Figure:
+def _effect_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) -> go.Figure | str:
     fig = go.Figure()
     e = s.effect
     assert e is not None
+    if not points and all(_finite(x) is None for x in (e.estimate, e.lower, e.upper)):
+        why = _no_numbers(s) if s.verdict.value in ("nodata", "error") else "no estimate and no bound yet"
+        return f"No {e.measure} to draw: {why}"
     with_effect = [(t, p.effect) for t, p in points if p.effect is not None]
     if with_effect:
         xs = [_dt(t) for t, _ in with_effect]
@@ -326,12 +413,17 @@ def _effect_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) 
         est = _finite(e.estimate)
         err_hi = None if est is None or _finite(e.upper) is None else _finite(e.upper) - est
         err_lo = None if est is None or _finite(e.lower) is None else est - _finite(e.lower)
-        fig.add_trace(
-            go.Scatter(
-                x=[e.measure], y=[est], mode="markers", name="estimate with bounds", marker={"size": 12},
-                error_y={"type": "data", "array": [err_hi], "arrayminus": [err_lo], "symmetric": False},
-            )
-        )  # fmt: skip
+        if est is not None:
+            fig.add_trace(
+                go.Scatter(
+                    x=[e.measure], y=[est], mode="markers", name="estimate with bounds", marker={"size": 12},
+                    error_y={"type": "data", "array": [err_hi], "arrayminus": [err_lo], "symmetric": False},
+                )
+            )  # fmt: skip
+        else:  # no estimate (e.g. a baseline without bad events): the bounds alone
+            bounds = [(k, _finite(v)) for k, v in (("lower bound", e.lower), ("upper bound", e.upper))]
+            fig.add_trace(go.Scatter(x=[k for k, v in bounds if v is not None], y=[v for _, v in bounds if v is not None],
+                                     mode="markers", name="bounds (no estimate)", marker={"size": 12}))  # fmt: skip
         fig.update_layout(title=f"{e.measure}: estimate and bounds")
     if _finite(e.limit) is not None:
         fig.add_hline(y=e.limit, line={"color": VERDICT_COLOURS["fail"], "dash": "dash"},

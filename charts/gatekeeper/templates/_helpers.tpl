@@ -57,6 +57,7 @@ gatekeeper/routing/rbac.py by `gatekeeper crd --chart`), for the enabled routers
   (dict "apiGroups" (list "gatekeeper.dev") "resources" (list "gates") "verbs" (list "get" "list" "watch" "patch"))
   (dict "apiGroups" (list "gatekeeper.dev") "resources" (list "gates/status") "verbs" (list "get" "patch" "update"))
   (dict "apiGroups" (list "") "resources" (list "events") "verbs" (list "create" "patch"))
+  (dict "apiGroups" (list "") "resources" (list "configmaps") "verbs" (list "get" "create" "update"))
 -}}
 {{- range $kind := keys .Values.routers | sortAlpha -}}
 {{- if not (hasKey $all $kind) -}}
