@@ -6,7 +6,6 @@ flooding writer told to back off with 429 / 503."""
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import threading
@@ -120,38 +119,31 @@ def test_only_loopback_may_listen_without_authentication() -> None:
         )
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def test_serve_refuses_a_public_address_without_auth_and_says_so_when_told_to_anyway() -> None:
-    cmd = [sys.executable, "-m", "gatekeeper.cli.main", "serve", "--gates-dir", str(ROOT / "gates")]
-    refused = subprocess.run([*cmd, "--host", "0.0.0.0"], capture_output=True, text=True, timeout=60)
+def test_serve_refuses_a_public_address_without_auth_and_says_so_when_told_to_anyway(tmp_path: Path) -> None:
+    gk = [sys.executable, "-m", "gatekeeper.cli.main"]
+    refused = subprocess.run(
+        [*gk, "serve", "--gates-dir", str(ROOT / "gates"), "--host", "0.0.0.0"],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
     assert (
         refused.returncode == 2
         and "refusing to serve" in refused.stderr
         and "--insecure-no-auth" in refused.stderr
     )
-    # told to: it serves (on loopback here: the test never listens beyond it) and the log says it is insecure
-    port = free_port()
-    proc = subprocess.Popen(
-        [*cmd, "--host", "0.0.0.0", "--port", str(port), "--insecure-no-auth"],
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        lines: list[str] = []
-        reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)  # type: ignore[union-attr]
-        reader.start()
-        deadline = time.monotonic() + 60
-        while not any("serving on" in line for line in lines) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        assert any("INSECURE" in line and "without authentication" in line for line in lines), lines
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    # told to, each command says so in its log before anything else; a missing gates directory then stops it
+    # before it listens (tests never listen beyond loopback)
+    missing = str(tmp_path / "no-such-dir")
+    for command in (["serve", "--gates-dir", missing], ["intake", "--gates-dir", missing, "--port", "0"]):
+        told = subprocess.run(
+            [*gk, *command, "--host", "0.0.0.0", "--insecure-no-auth"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert told.returncode == 2, told.stderr
+        text = " ".join(told.stderr.split())
+        assert "INSECURE" in text and "without authentication" in text and "--insecure-no-auth" in text, text
+        assert "not a directory" in text
 
 
 # -- mutual TLS --------------------------------------------------------------------------------------------------
@@ -298,3 +290,23 @@ def test_serve_with_traces_exports_the_intake_counters_on_its_metrics() -> None:
         text = httpx.get(f"{server.url}/metrics").text
     key = Rule.of(RULE).key
     assert f'gatekeeper_otlp_invariant_violations_total{{rule="{key}",version="canary"}} 1.0' in text
+
+
+def test_a_read_only_dashboard_with_a_token_guards_the_judge_endpoints_and_offers_no_actions() -> None:
+    """The controller's dashboard: its token guards /integrations/*, approve/abort stay off."""
+    from gatekeeper.ops.views import load_gates_dir
+    from gatekeeper.web.app import create_app
+
+    repo = load_gates_dir(ROOT / "gates")
+    app = create_app(repository=repo, token=TOKEN, read_only=True)
+    with IntakeServer(app) as server:
+        judge = f"{server.url}/integrations/argo/default/http-canary?service=checkout"
+        assert httpx.get(judge).status_code == 401
+        assert httpx.get(judge, headers={"Authorization": "Bearer wrong-token-0123456789"}).status_code == 403
+        assert httpx.get(judge, headers={"Authorization": f"Bearer {TOKEN}"}).status_code == 200
+        page = httpx.get(f"{server.url}/gates/default/http-canary")
+        assert page.status_code == 200 and "<form" not in page.text
+        refused = httpx.post(
+            f"{server.url}/gates/default/http-canary/abort", data={"by": "x", "reason": "y", "token": TOKEN}
+        )
+        assert refused.status_code == 403 and "read-only" in refused.text

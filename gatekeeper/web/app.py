@@ -92,16 +92,18 @@ def create_app(
     clock: Callable[[], float] = time.time,
     auth: Auth | None = None,
     intake_options: dict[str, Any] | None = None,
+    read_only: bool = False,
 ) -> Starlette:
     """The ASGI app. `span_sink`: a trace store to mount the OTLP intake at `/v1/traces` (optional).
 
     `auth` (or the shorthand `token`) guards approve/abort, `/integrations/*` and `/v1/traces`; without either
-    the dashboard is read-only and the other endpoints are open (bind them to loopback only)."""
+    the dashboard is read-only and the other endpoints are open (bind them to loopback only). `read_only` keeps
+    approve/abort off even with a token (the token then guards only the judge endpoints and the intake)."""
     if auth is None:
         auth = Auth.from_token(token) if token is not None else Auth.none()
     metrics = metrics or GateMetrics()
     evaluate = evaluate or default_evaluator(prometheus=prometheus, metrics=metrics, traces=span_sink)
-    pages = _Pages(repository=repository, auth=auth, clock=clock, metrics=metrics)
+    pages = _Pages(repository=repository, auth=auth, clock=clock, metrics=metrics, read_only=read_only)
     routes: list[Any] = [
         Route("/", pages.index),
         Route("/gates/{namespace}/{name}", pages.gate),
@@ -167,12 +169,14 @@ class _Pages:
         auth: Auth,
         clock: Callable[[], float],
         metrics: GateMetrics,
+        read_only: bool = False,
     ) -> None:
         self.repository, self.auth, self.clock, self.metrics = repository, auth, clock, metrics
+        self.read_only = read_only
 
     @property
     def writable(self) -> bool:
-        return self.auth.has_token
+        return self.auth.has_token and not self.read_only
 
     async def index(self, request: Request) -> HTMLResponse:
         try:

@@ -11,8 +11,8 @@ campaigns again), 2 bad input.
 stage, weight, phase, e-values with their thresholds, effects with their limits, actions and analysis aborts);
 ``--dashboard-port`` serves the dashboard (and ``/metrics`` again). Both are off unless given (the Helm
 chart gives 9464 and 8080); 0 picks a free port, logged at start. Only the leader has gate metrics to export.
-The dashboard also serves the judge endpoints ``/integrations/*``: beyond loopback it needs ``--token-file``
-(or mutual TLS) unless ``--insecure-no-auth``; with a token, approve/abort are enabled too.
+The dashboard (read-only) also serves the judge endpoints ``/integrations/*``: beyond loopback they need
+``--token-file`` (or mutual TLS) unless ``--insecure-no-auth``.
 
 ``--config`` reads the defaults file the Helm chart mounts (``charts/gatekeeper/templates/configmap.yaml``)::
 
@@ -108,9 +108,7 @@ def run(
     dashboard_host: Annotated[str, typer.Option(help="Address of the dashboard.")] = "0.0.0.0",
     token_file: Annotated[
         str | None,
-        typer.Option(
-            help="Bearer token(s) for the dashboard's approve/abort and /integrations/* (a mounted Secret)."
-        ),
+        typer.Option(help="Bearer token(s) for the dashboard's /integrations/* (a mounted Secret)."),
     ] = None,
     tls_cert: Annotated[str | None, typer.Option(help="Serve the dashboard over HTTPS (PEM).")] = None,
     tls_key: Annotated[str | None, typer.Option(help="The certificate's private key (PEM).")] = None,
@@ -206,8 +204,8 @@ def run(
             url = _start(
                 servers, app, host=dashboard_host, port=dashboard_port, what="the dashboard", tls=tls
             )
-            log.info("serving the %sdashboard at %s/", "" if auth.has_token else "read-only ", url)
-            log.info("dashboard authentication: %s", auth.describe())
+            log.info("serving the read-only dashboard at %s/", url)
+            log.info("/integrations/* authentication: %s", auth.describe())
         controller = Controller(
             api,
             settings,
@@ -279,9 +277,10 @@ def _start(
 
 
 def _dashboard(api: Any, *, namespace: str | None, prometheus: str | None, metrics: Any, auth: Any) -> Any:
-    """The dashboard over the controller's own API client: approve/abort and ``/integrations/*`` behind ``auth``
-    (read-only without a token), its ``/metrics`` the controller's; the Argo/Flagger endpoints' looks are not
-    recorded there (they are not the controller's). Their trace-invariant signals read the intakes' counters."""
+    """The dashboard over the controller's own API client, read-only: approve/abort made with the controller's
+    identity would hide who asked (and the chart's admission policy refuses them): people use ``gatekeeper
+    approve|abort``. ``/integrations/*`` sit behind ``auth``. Its ``/metrics`` is the controller's; the
+    Argo/Flagger endpoints' looks are not recorded there (they are not the controller's)."""
     from gatekeeper.ops.views import KubernetesGateRepository
     from gatekeeper.web.app import create_app, default_evaluator
 
@@ -290,6 +289,7 @@ def _dashboard(api: Any, *, namespace: str | None, prometheus: str | None, metri
         metrics=metrics,
         evaluate=default_evaluator(prometheus=prometheus),
         auth=auth,
+        read_only=True,
     )
 
 

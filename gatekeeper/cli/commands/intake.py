@@ -116,7 +116,10 @@ def intake(
         log.warning(warning)
     rules = RuleWatcher(store)
     if gates_dir:
-        _rules_from_dir(rules, gates_dir)
+        try:
+            _rules_from_dir(rules, gates_dir)
+        except ValueError as e:
+            _fail(str(e))
         rules.synced.set()
     else:
         rules.attach(_api_client(kubeconfig, context, in_cluster=in_cluster), namespace=namespace)

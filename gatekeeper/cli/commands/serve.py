@@ -70,6 +70,8 @@ def serve(
         warning = check_exposure(host=host, auth=auth, insecure_no_auth=insecure_no_auth, what="gatekeeper")
     except (ValueError, InsecureExposure) as e:
         fail(str(e))
+    if warning:
+        err.print(f"[bold red]{warning}[/]", highlight=False)
     try:
         if gates_dir:
             repository = load_gates_dir(gates_dir)
@@ -86,14 +88,32 @@ def serve(
         from gatekeeper.sources.traces.store import TraceStore
 
         sink = TraceStore(clock=time.time)
+        _watch_rules(sink, repository)
     try:
         app = create_app(repository=repository, auth=auth, prometheus=prometheus, span_sink=sink)
     except ValueError as e:
         fail(str(e))
-    if warning:
-        err.print(f"[bold red]{warning}[/]", highlight=False)
     mode = "approve/abort enabled" if auth.has_token else "read-only"
     scheme = "https" if auth.tls is not None else "http"
     err.print(f"gatekeeper serving on {scheme}://{host}:{port} ({mode}; {auth.describe()})", highlight=False)
     tls = auth.tls.uvicorn_options() if auth.tls is not None else {}
     uvicorn.run(app, host=host, port=port, log_level="warning", access_log=False, **tls)
+
+
+def _watch_rules(store: object, repository: object) -> None:
+    """Judge the trace rules of every gate served from the first span on, not from the first look."""
+    from gatekeeper.ops.views import RepositoryUnavailable, resolve_spec
+    from gatekeeper.spec import SpecError
+    from gatekeeper.web.intake import RuleWatcher
+
+    watcher = RuleWatcher(store)  # type: ignore[arg-type]
+    try:
+        records = repository.list_gates()  # type: ignore[attr-defined]
+    except RepositoryUnavailable as e:
+        err.print(f"trace rules not learned at start ({e}): each gate's rule is judged from its first look")
+        return
+    for record in records:
+        try:
+            watcher.watch_gate(resolve_spec(record), where=f"{record.namespace}/{record.name}")
+        except SpecError:
+            continue  # a gate needing arguments: its rule is watched at its first look
