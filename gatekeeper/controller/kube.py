@@ -27,7 +27,7 @@ from gatekeeper.controller.machine import Request
 from gatekeeper.controller.record import rfc3339
 from gatekeeper.spec import GateSpec, SpecError, SpecIssue, crd, load_gate_text
 from gatekeeper.spec.crd import ANNOTATION_KEYS, BadRequestAnnotation, pending_requests
-from gatekeeper.spec.status import GateStatus
+from gatekeeper.spec.status import GateStatus, StatusFormatError
 
 __all__ = [
     "FINALIZER",
@@ -116,7 +116,9 @@ def spec_hash(obj: dict[str, Any]) -> str:
 def status_of(obj: dict[str, Any]) -> GateStatus:
     raw = obj.get("status") or {}
     try:
-        return GateStatus.model_validate(raw)
+        return GateStatus.read(raw)
+    except StatusFormatError as e:
+        raise BadStatus(f"status.formatVersion: {e}") from e
     except ValidationError as e:
         first = e.errors()[0]
         where = ".".join(str(p) for p in first["loc"])

@@ -54,7 +54,7 @@ from pydantic import ValidationError
 from gatekeeper.spec.crd import GROUP, PLURAL, VERSION, OperatorRequest, pending_requests, spec_hash
 from gatekeeper.spec.durations import format_duration
 from gatekeeper.spec.models import Stage
-from gatekeeper.spec.status import GateStatus, Phase
+from gatekeeper.spec.status import GateStatus, Phase, StatusFormatError
 
 __all__ = [
     "EXIT_CODES",
@@ -219,7 +219,9 @@ def gate_view(obj: dict[str, Any]) -> GateView:
     spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
     problem = ""
     try:
-        st = GateStatus.model_validate(obj.get("status") or {})
+        st = GateStatus.read(obj.get("status"))
+    except StatusFormatError as exc:
+        st, problem = GateStatus(), f"status does not match this gatekeeper version: {exc}"
     except ValidationError as exc:
         st, problem = GateStatus(), f"status does not match this gatekeeper version: {exc.errors()[0]['msg']}"
     pending, bad = pending_requests(meta.get("annotations"))

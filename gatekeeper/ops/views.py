@@ -26,7 +26,7 @@ from pydantic import ValidationError
 
 from gatekeeper.controller import machine
 from gatekeeper.spec import GateSpec, SpecError, load_gate_text
-from gatekeeper.spec.status import GateStatus, HistoryEntry, Phase
+from gatekeeper.spec.status import GateStatus, HistoryEntry, Phase, StatusFormatError
 
 GROUP, VERSION, PLURAL = "gatekeeper.dev", "v1alpha1", "gates"
 TERMINAL = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED})
@@ -299,7 +299,9 @@ def record_from_resource(obj: dict[str, Any]) -> GateRecord:
     meta = obj.get("metadata") or {}
     problem = ""
     try:
-        status = GateStatus.model_validate(obj.get("status") or {})
+        status = GateStatus.read(obj.get("status"))
+    except StatusFormatError as e:
+        status, problem = GateStatus(), f"status unreadable: {e}"
     except ValidationError as e:
         status = GateStatus()
         problem = (

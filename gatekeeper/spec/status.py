@@ -7,6 +7,7 @@ Limits, counters and a bounded evidence history live here, so a restarted contro
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from typing import Any
 
@@ -15,6 +16,21 @@ from pydantic import Field
 from gatekeeper.spec.base import SpecModel
 
 HISTORY_LIMIT = 50
+
+STATUS_FORMAT = 1
+"""The layout version of a Gate's status, written with every status as ``formatVersion``. Bump it when a field
+changes meaning, moves or is removed, and add the step from the previous layout to ``MIGRATIONS``: a
+controller then reads every older status (migrating it step by step, keeping the stage clock and the evidence)
+and refuses to act on a newer one instead of overwriting what it does not understand. A status without
+``formatVersion`` was written before versions existed: format 0, the same fields as format 1."""
+
+MIGRATIONS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    0: lambda raw: raw,  # format 0 -> 1: the version is recorded; no field changed
+}
+
+
+class StatusFormatError(ValueError):
+    """A status written by a newer gatekeeper (or with a version that is not a number): not acted on."""
 
 
 class Phase(StrEnum):
@@ -113,9 +129,31 @@ class GateStatus(SpecModel):
     spec_hash: str = ""
     carried: Carried | None = None  # the earlier stages' sequential evidence (one alpha per rollout)
     route_contest: RouteContest | None = None  # another writer keeps changing the weights
+    format_version: int = STATUS_FORMAT  # the layout of this status (see STATUS_FORMAT)
+
+    @classmethod
+    def read(cls, raw: dict[str, Any] | None) -> GateStatus:
+        """A stored status in this controller's layout: an older one migrated step by step (see
+        ``STATUS_FORMAT``); a newer one is a ``StatusFormatError``, a malformed one a pydantic error."""
+        return cls.model_validate(migrate(raw or {}))
 
     def carried_signals(self) -> dict[str, dict[str, Any]]:
         """The evidence carried into the current stage, per signal ({} in the first stage)."""
         if self.carried is None or self.carried.stage != self.stage:
             return {}
         return self.carried.signals
+
+
+def migrate(raw: dict[str, Any]) -> dict[str, Any]:
+    """``raw`` (a stored status) in the layout of ``STATUS_FORMAT``."""
+    version = raw.get("formatVersion", 0)
+    if isinstance(version, bool) or not isinstance(version, int) or version < 0:
+        raise StatusFormatError(f"formatVersion {version!r} is not a format version (0, 1, ...)")
+    if version > STATUS_FORMAT:
+        raise StatusFormatError(
+            f"written in status format {version} by a newer gatekeeper; this controller reads formats up to "
+            f"{STATUS_FORMAT}: upgrade it (a controller never overwrites a status it does not understand)"
+        )
+    for step in range(version, STATUS_FORMAT):
+        raw = MIGRATIONS[step](raw)
+    return {**raw, "formatVersion": STATUS_FORMAT}
