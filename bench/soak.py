@@ -42,6 +42,9 @@ GOALS: dict[str, dict[str, Any]] = {
                 "page_or_hold_not_as_spec": 0},
     "fight": {"restore_max_intervals": "< 2", "route_versions_with_fields_not_owned_changed": 0,
               "fighters_held_and_named": "all", "fighters_held_after_exactly_limit_fights": "all", "one_offs_held": 0},
+    "upgrade": {"analyses_restarted": 0, "routing_changes_by_the_upgrade": 0, "transitions_by_the_upgrade": 0,
+                "gates_continued_from_stored_evidence": "all", "writes_by_the_old_build_after_rollback": 0,
+                "gates_the_old_build_refused_after_rollback": "all unfinished"},
 }  # fmt: skip
 
 
@@ -89,7 +92,19 @@ def fight(world: Any, a: argparse.Namespace) -> dict[str, Any]:
     return {"plan": plan.__dict__, **run_fights(world, plan, say=say)}
 
 
-RUNS = {"crashes": crashes, "failover": failover, "outages": outages, "fight": fight}
+def upgrade(world: Any, a: argparse.Namespace) -> dict[str, Any]:
+    from tests.soak.upgrade import UpgradePlan, run_upgrade
+
+    if a.quick:
+        plan = UpgradePlan(gates=12, rate=10.0, from_rev=a.from_rev, seed=a.seed)
+    else:
+        plan = UpgradePlan(gates=a.gates, from_rev=a.from_rev, seed=a.seed)
+    say(f"upgrade: {plan.gates} gates settled at different stages, then the controller replaced by a build with "
+        f"a status format one higher; gate clock x{plan.rate:g}")  # fmt: skip
+    return {"plan": plan.__dict__, **run_upgrade(world, plan, say=say)}
+
+
+RUNS = {"crashes": crashes, "failover": failover, "outages": outages, "fight": fight, "upgrade": upgrade}
 
 
 def run_part(part: str, a: argparse.Namespace, workdir: Path) -> dict[str, Any]:
@@ -111,6 +126,10 @@ def main() -> int:
     ap.add_argument("--kills", type=int, default=2000, help="crashes: kill -9s in all")
     ap.add_argument("--outages", type=int, default=200, help="outages: Prometheus outages in all")
     ap.add_argument("--fights", type=int, default=48, help="fight: episodes of another writer on the route")
+    ap.add_argument("--gates", type=int, default=500, help="upgrade: gates settled before the upgrade")
+    ap.add_argument(
+        "--from-rev", default=None, help="upgrade: the old build (default: before STATUS_FORMAT's bump)"
+    )
     ap.add_argument(
         "--cycles", type=int, default=100, help="failover: kill -9s, graceful stops and SIGSTOPs each"
     )

@@ -80,3 +80,17 @@ def test_the_leader_killed_stopped_or_paused_hands_over_and_a_paused_one_wakes_d
     # a write the API server accepted from a replica that no longer held the Lease is only ever one that had
     # passed the fence before the process was paused (it leaves on waking): never one decided after
     assert f["writes_from_deposed_leaders"] == f["of_which_in_flight_when_paused"], out["deposed"]
+
+
+def test_an_upgrade_to_a_status_format_one_higher_restarts_no_analysis_and_moves_no_route(world):
+    from tests.soak.upgrade import UpgradePlan, run_upgrade
+
+    out = run_upgrade(world, UpgradePlan(gates=12, rate=10.0, seed=6))
+    f = out["figures"]
+    assert f["gates"] == 12 and f["paused"] >= 1
+    assert f["analyses_restarted"] == 0, out["restarted"]
+    assert f["routing_changes_by_the_upgrade"] == 0, out["route_writes_after_switch"]
+    assert f["transitions_by_the_upgrade"] == 0, out["transition_events_after_switch"]
+    assert f["gates_continued_from_stored_evidence"] == 12
+    assert f["writes_by_the_old_build_after_rollback"] == 0
+    assert f["gates_the_old_build_refused_after_rollback"] >= 10  # every unfinished gate
