@@ -167,12 +167,12 @@ def _not_owned(route: dict[str, Any]) -> str:
 
 
 @pytest.fixture
-def rollout(kube_admin, kube_namespace, load_scenario):  # type: ignore[no-untyped-def]
+def rollout(kube_admin, kube_namespace, load_scenario, prometheus):  # type: ignore[no-untyped-def]
     install_gate_crd(kube_admin)
     sc = load_scenario(canary=ArmProfile(**BUSY), baseline=ArmProfile(**BUSY), seed=41)
     httproute(kube_admin, kube_namespace)
     create_gate(kube_admin, kube_namespace, gate_body("web", service=sc.service, stages=LONG))
-    return sc
+    return sc, prometheus.url
 
 
 @pytest.mark.k8s
@@ -180,7 +180,10 @@ def test_a_one_off_change_of_the_weights_is_restored_at_the_next_look_and_nothin
     rollout, kube_admin, kube_namespace
 ):  # type: ignore[no-untyped-def]
     ns = kube_namespace
-    with controller_in_process(kube_admin, namespace=ns, origin=rollout.end_ms / 1000 - 28 * 60, rate=15.0):
+    sc, url = rollout
+    with controller_in_process(
+        kube_admin, namespace=ns, origin=sc.end_ms / 1000 - 28 * 60, rate=15.0, prometheus_url=url
+    ):
         wait_for("the start at 1%", lambda: canary_weight(read_route(kube_admin, ns)) == 1, timeout=60)
         before = _not_owned(read_route(kube_admin, ns))
         _foreign(kube_admin, ns, 0)
@@ -205,7 +208,10 @@ def test_a_writer_that_keeps_changing_the_route_is_fought_three_times_then_held_
             _foreign(kube_admin, ns, 0)
             time.sleep(0.1)
 
-    with controller_in_process(kube_admin, namespace=ns, origin=rollout.end_ms / 1000 - 28 * 60, rate=15.0):
+    sc, url = rollout
+    with controller_in_process(
+        kube_admin, namespace=ns, origin=sc.end_ms / 1000 - 28 * 60, rate=15.0, prometheus_url=url
+    ):
         wait_for("the start at 1%", lambda: canary_weight(read_route(kube_admin, ns)) == 1, timeout=60)
         before = _not_owned(read_route(kube_admin, ns))
         t = threading.Thread(target=fighter, daemon=True)
