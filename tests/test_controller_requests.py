@@ -10,7 +10,8 @@ from kubernetes import client
 
 from gatekeeper.ops import actions
 from gatekeeper.sim.scenario import ArmProfile
-from gatekeeper.spec.crd import ANNOTATION_KEYS, GROUP, PLURAL, VERSION
+from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
+from gatekeeper.spec.requests import ANNOTATION_KEYS
 from tests.controller_support import (
     BUSY,
     WebhookSink,

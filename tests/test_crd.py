@@ -14,18 +14,9 @@ import yaml
 
 from gatekeeper.cli.commands.crd import CRD_FILE, crd_yaml
 from gatekeeper.spec import GateSpec
-from gatekeeper.spec.crd import (
-    CRD_NAME,
-    GROUP,
-    PLURAL,
-    VERSION,
-    BadRequestAnnotation,
-    CrdSchemaError,
-    OperatorRequest,
-    gate_crd,
-    pending_requests,
-    spec_hash,
-)
+from gatekeeper.spec.crd import CRD_NAME, GROUP, PLURAL, VERSION, CrdSchemaError, gate_crd
+from gatekeeper.spec.fingerprint import spec_hash
+from gatekeeper.spec.requests import BadRequestAnnotation, OperatorRequest, pending_requests
 from gatekeeper.spec.status import GateStatus, HistoryEntry, Phase
 
 ROOT = Path(__file__).resolve().parents[1]

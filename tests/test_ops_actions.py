@@ -14,9 +14,11 @@ from typer.testing import CliRunner
 
 from gatekeeper.cli.main import app
 from gatekeeper.ops import actions
-from gatekeeper.ops.actions import InvalidAction, Refused, Unreachable, gate_view
+from gatekeeper.ops.errors import InvalidAction, OperatorError, Refused, Unreachable
+from gatekeeper.ops.gate import GateView
 from gatekeeper.sim.kube import KubeCluster
-from gatekeeper.spec.crd import GROUP, PLURAL, VERSION, OperatorRequest, pending_requests
+from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
+from gatekeeper.spec.requests import OperatorRequest, pending_requests
 from gatekeeper.spec.status import Phase
 from tests.test_crd import example_spec, gate_resource, install_gate_crd
 
@@ -34,8 +36,8 @@ def test_the_view_shows_a_gate_whose_status_or_stage_it_cannot_read_instead_of_f
     spec["stages"][1] = {"weight": "lots"}
     obj = gate_resource("web", spec) | {"status": {"phase": "Exploded", "stage": 1}}
     obj["metadata"] |= {"namespace": "shop", "annotations": {"gatekeeper.dev/abort": "now!"}}
-    view = gate_view(obj)
-    assert view.phase == Phase.PENDING and "status does not match" in view.status_problem
+    view = GateView.from_resource(obj)
+    assert view.phase == Phase.PENDING and "status unreadable" in view.problem
     assert view.stages[1].problem and not view.stages[0].problem
     assert view.bad_requests and "not JSON" in view.bad_requests[0]
     as_json = json.loads(json.dumps(view.as_dict()))
@@ -45,9 +47,9 @@ def test_the_view_shows_a_gate_whose_status_or_stage_it_cannot_read_instead_of_f
 def test_the_view_says_when_the_spec_changed_since_the_controller_acted() -> None:
     spec = example_spec()
     obj = gate_resource("web", spec) | {"status": {"phase": "Progressing", "specHash": "0" * 64}}
-    assert gate_view(obj).spec_changed
-    obj["status"]["specHash"] = gate_view(obj).spec_hash
-    assert not gate_view(obj).spec_changed
+    assert GateView.from_resource(obj).spec_changed
+    obj["status"]["specHash"] = GateView.from_resource(obj).spec_hash
+    assert not GateView.from_resource(obj).spec_changed
 
 
 # -- on the real API server -----------------------------------------------------------------------------------
@@ -234,4 +236,4 @@ def test_an_unreachable_api_server_exits_3_with_a_hint(tmp_path: Path) -> None:
     done = CliRunner().invoke(app, ["status", "web", "--kubeconfig", str(path)])
     assert done.exit_code == 3, done.output
     assert "unreachable" in done.stderr and "--kubeconfig" in done.stderr
-    assert issubclass(Unreachable, actions.ActionError)
+    assert issubclass(Unreachable, OperatorError)

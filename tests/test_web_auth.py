@@ -274,7 +274,7 @@ def test_the_controller_and_the_intake_refuse_a_public_address_without_auth(tmp_
 
 
 def test_serve_with_traces_exports_the_intake_counters_on_its_metrics() -> None:
-    from gatekeeper.ops.views import InMemoryGateRepository
+    from gatekeeper.ops.repository import InMemoryGateRepository
     from gatekeeper.sources.traces import Rule
     from gatekeeper.web.app import create_app
 
@@ -294,7 +294,7 @@ def test_serve_with_traces_exports_the_intake_counters_on_its_metrics() -> None:
 
 def test_a_read_only_dashboard_with_a_token_guards_the_judge_endpoints_and_offers_no_actions() -> None:
     """The controller's dashboard: its token guards /integrations/*, approve/abort stay off."""
-    from gatekeeper.ops.views import load_gates_dir
+    from gatekeeper.ops.repository import load_gates_dir
     from gatekeeper.web.app import create_app
 
     repo = load_gates_dir(ROOT / "gates")

@@ -18,7 +18,8 @@ import yaml
 
 from gatekeeper.controller.machine import Policy, Route, applied, transition
 from gatekeeper.judge import aggregate
-from gatekeeper.ops.views import GateRecord, InMemoryGateRepository, record_from_resource
+from gatekeeper.ops.gate import GateView
+from gatekeeper.ops.repository import InMemoryGateRepository
 from gatekeeper.spec import load_gate_text
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.status import GateStatus
@@ -83,11 +84,11 @@ def sample_repository(now: float) -> InMemoryGateRepository:
     forward_only = spec_with(s0={"rollbackWindow": {"mode": "forward-fix-only"}})
     forward_only |= {"owners": ["team-orders"], "runbook": "runbooks/orders.md", "forwardFix": "ship 1.4.2"}
     records = [
-        GateRecord("shop", "checkout", spec_with(), walk(spec_with(), [U, U, P, U], t0=t0), created_at=t0),
-        GateRecord("shop", "payments", approval, walk(approval, [U, P, P], t0=t0), created_at=t0 - 3600),
-        GateRecord("shop", "orders", forward_only, walk(forward_only, [U, F], t0=t0), created_at=t0 - 86400),
-        GateRecord("web", "cart", spec_with(), walk(spec_with(), [U, F], t0=t0), created_at=t0),
-        GateRecord("web", "search", spec_with(), GateStatus(), created_at=now - 40),
+        GateView("shop", "checkout", spec_with(), walk(spec_with(), [U, U, P, U], t0=t0), created_at=t0),
+        GateView("shop", "payments", approval, walk(approval, [U, P, P], t0=t0), created_at=t0 - 3600),
+        GateView("shop", "orders", forward_only, walk(forward_only, [U, F], t0=t0), created_at=t0 - 86400),
+        GateView("web", "cart", spec_with(), walk(spec_with(), [U, F], t0=t0), created_at=t0),
+        GateView("web", "search", spec_with(), GateStatus(), created_at=now - 40),
     ]
     return InMemoryGateRepository(records, clock=lambda: now)
 
@@ -193,7 +194,7 @@ def test_unknown_gate_is_a_404_page_and_text_from_specs_is_escaped(served) -> No
     start, repo = served
     evil = spec_with()
     evil["description"] = "<script>alert('x')</script>"
-    repo.put(GateRecord("web", "evil", evil, GateStatus(reason="<img src=x onerror=alert(1)>")))
+    repo.put(GateView("web", "evil", evil, GateStatus(reason="<img src=x onerror=alert(1)>")))
     with start(None) as server:
         assert httpx.get(server.url + "/gates/nope/nothing").status_code == 404
         html = httpx.get(server.url + "/gates/web/evil").text
@@ -208,14 +209,14 @@ def test_a_gate_resource_with_an_unreadable_status_is_listed_with_its_problem() 
         "spec": {},
     }
     bad = {"metadata": {"name": "broken", "namespace": "a"}, "spec": {}, "status": {"phase": "Exploded"}}
-    records = [record_from_resource(good), record_from_resource(bad)]
+    records = [GateView.from_resource(good), GateView.from_resource(bad)]
     assert records[0].problem == ""
     assert records[0].created_at == dt.datetime(2026, 11, 25, 10, tzinfo=dt.UTC).timestamp()
     assert "status unreadable" in records[1].problem and "phase" in records[1].problem
 
 
 def test_a_gate_file_that_is_not_utf8_is_listed_with_its_problem_beside_the_others(tmp_path) -> None:
-    from gatekeeper.ops.views import load_gates_dir
+    from gatekeeper.ops.repository import load_gates_dir
 
     (tmp_path / "good.yaml").write_text(
         yaml.safe_dump({"kind": "Gate", "metadata": {"name": "good"}, "spec": {}})

@@ -22,7 +22,7 @@ import httpx
 import pytest
 import yaml
 
-from gatekeeper.ops.views import load_gates_dir
+from gatekeeper.ops.repository import load_gates_dir
 from gatekeeper.sim.remote_write import RemoteWriteClient
 from gatekeeper.sim.scenario import ArmProfile, canary_scenario
 from gatekeeper.web.app import BackgroundServer, create_app

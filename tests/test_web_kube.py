@@ -11,7 +11,9 @@ import yaml
 from kubernetes import client
 
 from gatekeeper.controller.machine import is_approved
-from gatekeeper.ops.views import GROUP, PLURAL, VERSION, KubernetesGateRepository, RepositoryUnavailable
+from gatekeeper.ops.errors import Unreachable
+from gatekeeper.ops.repository import KubernetesGateRepository
+from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
 from gatekeeper.spec.outcome import Verdict
 from gatekeeper.spec.status import GateStatus
 from gatekeeper.web.app import BackgroundServer, create_app
@@ -90,7 +92,7 @@ def test_an_unreachable_api_server_is_a_503_page_not_a_crash(dead_prometheus_url
     config = client.Configuration(host=dead_prometheus_url.replace("http", "https"))
     config.verify_ssl = False
     repo = KubernetesGateRepository(client.ApiClient(config), timeout=2)
-    with pytest.raises(RepositoryUnavailable):
+    with pytest.raises(Unreachable):
         repo.list_gates()
     with BackgroundServer(create_app(repository=repo)) as server:
         page = httpx.get(server.url + "/")

@@ -14,7 +14,7 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 from gatekeeper.judge import aggregate
-from gatekeeper.ops.views import InMemoryGateRepository
+from gatekeeper.ops.repository import InMemoryGateRepository
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.web.app import BackgroundServer, create_app
 from gatekeeper.web.metrics import METRIC_NAMES, GateMetrics, exported_names

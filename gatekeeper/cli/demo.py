@@ -175,7 +175,7 @@ class Demo:
         client.CoreV1Api(self.api).create_namespace({"metadata": {"name": NAMESPACE}})
 
     def _start_web(self) -> None:
-        from gatekeeper.ops.views import KubernetesGateRepository
+        from gatekeeper.ops.repository import KubernetesGateRepository
         from gatekeeper.web.app import BackgroundServer, create_app
 
         app = create_app(

@@ -5,7 +5,7 @@
   ``StaleObject``: re-read and recompute; never write back a cached copy blindly (Argo Rollouts #4694).
 * The watch restarts every ``resync`` seconds with a fresh list, so a missed event heals by itself.
 * Operator commands arrive as annotations (``gatekeeper.dev/approve|abort|pause``, codec
-  ``gatekeeper.spec.crd.OperatorRequest``), written through the API server so RBAC decides who may; the
+  ``gatekeeper.spec.requests.OperatorRequest``), written through the API server so RBAC decides who may; the
   controller applies each (idempotently) and removes it with a ``test`` op on the value it applied.
 * Every write calls ``fence()`` first (the Lease check), so a deposed leader writes nothing.
 """
@@ -25,8 +25,8 @@ from pydantic import ValidationError
 
 from gatekeeper.controller.machine import Request
 from gatekeeper.controller.record import rfc3339
-from gatekeeper.spec import GateSpec, SpecError, SpecIssue, crd, load_gate_text
-from gatekeeper.spec.crd import ANNOTATION_KEYS, BadRequestAnnotation, pending_requests
+from gatekeeper.spec import GateSpec, SpecError, SpecIssue, crd, fingerprint, load_gate_text
+from gatekeeper.spec.requests import ANNOTATION_KEYS, BadRequestAnnotation, pending_requests
 from gatekeeper.spec.status import GateStatus, StatusFormatError
 
 __all__ = [
@@ -108,7 +108,7 @@ def parse_gate(obj: dict[str, Any]) -> GateSpec:
 def spec_hash(obj: dict[str, Any]) -> str:
     """sha256 of the user's spec as canonical JSON: stable across library upgrades (Flagger #1799)."""
     try:
-        return crd.spec_hash(obj.get("spec") or {})
+        return fingerprint.spec_hash(obj.get("spec") or {})
     except TypeError:
         return ""
 

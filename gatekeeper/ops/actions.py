@@ -1,11 +1,11 @@
-"""Operator actions on a Gate, made through the Kubernetes API server, and the view model of its status.
+"""Operator actions on a Gate, made through the Kubernetes API server, and reading its view.
 
 `approve`, `abort`, `pause` and `resume` record a request on the Gate as an annotation; the controller applies
 it at its next look. Because the request is an ordinary `patch` of the Gate, Kubernetes RBAC decides who may
 make it (the chart's `<release>-operator` ClusterRole grants exactly that), and the API server authenticates
 the user named in it. The CLI and the dashboard call these functions; they never route traffic themselves.
 
-The contract with the controller (the codec is `gatekeeper.spec.crd.OperatorRequest`):
+The contract with the controller (the codec is `gatekeeper.spec.requests.OperatorRequest`):
 
 =====================================  =====================================================================
 annotation key                         value (compact JSON)
@@ -18,11 +18,11 @@ annotation key                         value (compact JSON)
 * `by` is the username the API server authenticated (SelfSubjectReview), `stage` is 0-based (`status.stage`).
 * Pause and resume share one key: the latest wins, so "pause, then resume" before the controller looks is a
   no-op, and a stale resume can never un-pause a later hold.
-* The controller reads every key present (`gatekeeper.spec.crd.pending_requests`: abort, then pause/resume,
+* The controller reads every key present (`gatekeeper.spec.requests.pending_requests`: abort, then pause/resume,
   then approve), applies each as a machine `Request(action, by, stage, reason)`, writes the status, then
   removes the key with a JSON patch `[test value, remove]`: a newer request written meanwhile survives the
   removal and is applied next. A value that does not parse gets an Event and is removed.
-* A pending request is visible in `GateView.pending` until the controller consumes it.
+* A pending request is visible in `GateView.pending` (`gatekeeper.ops.gate`) until the controller consumes it.
 
 The chart's ValidatingAdmissionPolicy (`<release>-requests`, CEL in the API server) enforces the claims:
 `by` must be the requesting user, and an approval must come from a member of the stage's approving group.
@@ -32,12 +32,9 @@ finished (Promoted, RolledBack, Aborted); an approval names a stage that exists,
 approval, and the user is in the stage's authority group (SelfSubjectReview groups); resume needs a paused
 or halted gate.
 
-Errors are grouped by what the caller should do (`EXIT_CODES` maps them to CLI exit codes):
-
-* `InvalidAction` (2): the command does not fit this gate (not found, finished, no such stage). Fix it.
-* `Refused` (1): the API server (RBAC, admission) or the stage's authority refused who you are. Ask for the
-  role or group named in the message.
-* `Unreachable` (3): the API server could not be reached or failed. Check the kubeconfig and the network.
+Errors are those of `gatekeeper.ops.errors`, grouped by what the caller should do: `InvalidAction` (the
+command does not fit this gate: not found, finished, no such stage), `Refused` (the API server or the stage's
+authority refused who you are), `Unreachable` (the API server could not be reached or failed).
 """
 
 from __future__ import annotations
@@ -49,25 +46,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import ValidationError
-
-from gatekeeper.spec.crd import GROUP, PLURAL, VERSION, OperatorRequest, pending_requests, spec_hash
-from gatekeeper.spec.durations import format_duration
-from gatekeeper.spec.models import Stage
-from gatekeeper.spec.status import GateStatus, Phase, StatusFormatError
+from gatekeeper.ops.errors import GateNotFound, InvalidAction, Refused, Unreachable
+from gatekeeper.ops.gate import GateView
+from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
+from gatekeeper.spec.requests import OperatorRequest
+from gatekeeper.spec.status import Phase
 
 __all__ = [
-    "EXIT_CODES",
-    "ActionError",
     "ActionResult",
-    "GateView",
     "Identity",
-    "InvalidAction",
-    "Refused",
-    "Unreachable",
     "abort",
     "approve",
-    "gate_view",
     "list_gates",
     "pause",
     "resume",
@@ -75,28 +64,8 @@ __all__ = [
     "whoami",
 ]
 
-FINISHED = frozenset({Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED})
 TIMEOUT = 10.0  # seconds, every API call
 Clock = Callable[[], float]
-
-
-class ActionError(Exception):
-    """Base of the operator-action errors."""
-
-
-class InvalidAction(ActionError, ValueError):
-    """The command does not fit the gate; the message says what to change."""
-
-
-class Refused(ActionError):
-    """Who you are is not allowed to do this; the message names the role or group needed."""
-
-
-class Unreachable(ActionError):
-    """The API server could not be reached or failed; nothing was written."""
-
-
-EXIT_CODES: dict[type[ActionError], int] = {InvalidAction: 2, Refused: 1, Unreachable: 3}
 
 
 @dataclass(frozen=True)
@@ -129,141 +98,6 @@ class ActionResult:
         return out
 
 
-# -- the view model -------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class StageView:
-    index: int
-    weight: float
-    min_duration: str
-    authority: str  # "auto" or the approving group
-    window: str  # reversible | forward-fix-only | closes
-    needs_approval: bool
-    problem: str = ""  # the stage does not validate (the controller will say so too)
-
-
-@dataclass(frozen=True)
-class GateView:
-    """Everything `gatekeeper status` and the dashboard show about one Gate resource; `as_dict` is its JSON."""
-
-    namespace: str
-    name: str
-    created: str
-    generation: int | None
-    status: GateStatus
-    stages: tuple[StageView, ...]
-    pending: tuple[OperatorRequest, ...]
-    bad_requests: tuple[str, ...]
-    spec_hash: str
-    routing: dict[str, Any] | None
-    status_problem: str = ""  # the status does not validate: shown, never fatal
-
-    @property
-    def ref(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def phase(self) -> Phase:
-        return self.status.phase
-
-    @property
-    def stage(self) -> int:
-        return self.status.stage
-
-    @property
-    def approvals(self) -> list[str]:
-        return self.status.approvals
-
-    @property
-    def spec_changed(self) -> bool:
-        """The spec differs from the one the controller last acted on (it restarts the analysis)."""
-        return bool(self.status.spec_hash) and self.status.spec_hash != self.spec_hash
-
-    def pending_action(self, key_action: str) -> str | None:
-        """The action of the pending request under `key_action`'s annotation key, if any."""
-        key = OperatorRequest(key_action, "", "").key  # type: ignore[arg-type]
-        return next((r.action for r in self.pending if r.key == key), None)
-
-    def as_dict(self, *, history: int = 10) -> dict[str, Any]:
-        st = self.status.model_dump(mode="json", by_alias=True)
-        st["history"] = st["history"][-history:] if history else []
-        return {
-            "namespace": self.namespace,
-            "name": self.name,
-            "created": self.created,
-            "generation": self.generation,
-            "specHash": self.spec_hash,
-            "specChanged": self.spec_changed,
-            "routing": self.routing,
-            "stages": [
-                {
-                    "index": s.index,
-                    "weight": s.weight,
-                    "minDuration": s.min_duration,
-                    "authority": s.authority,
-                    "rollbackWindow": s.window,
-                    "needsApproval": s.needs_approval,
-                    "problem": s.problem,
-                }
-                for s in self.stages
-            ],
-            "pending": [{"action": r.action, "by": r.by, "at": r.at, "stage": r.stage} for r in self.pending],
-            "badRequests": list(self.bad_requests),
-            "statusProblem": self.status_problem,
-            "status": st,
-        }
-
-
-def gate_view(obj: dict[str, Any]) -> GateView:
-    """The view of a Gate resource as the API server returns it. Never raises on a bad spec or status."""
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") if isinstance(obj.get("spec"), dict) else {}
-    problem = ""
-    try:
-        st = GateStatus.read(obj.get("status"))
-    except StatusFormatError as exc:
-        st, problem = GateStatus(), f"status does not match this gatekeeper version: {exc}"
-    except ValidationError as exc:
-        st, problem = GateStatus(), f"status does not match this gatekeeper version: {exc.errors()[0]['msg']}"
-    pending, bad = pending_requests(meta.get("annotations"))
-    try:
-        digest = spec_hash(spec)
-    except TypeError as exc:
-        digest = f"unhashable: {exc}"
-    return GateView(
-        namespace=meta.get("namespace", ""),
-        name=meta.get("name", ""),
-        created=meta.get("creationTimestamp", ""),
-        generation=meta.get("generation"),
-        status=st,
-        stages=tuple(_stage_view(i, raw) for i, raw in enumerate(spec.get("stages") or [{"weight": 100}])),
-        pending=tuple(pending),
-        bad_requests=tuple(str(b) for b in bad),
-        spec_hash=digest,
-        routing=spec.get("routing") if isinstance(spec.get("routing"), dict) else None,
-        status_problem=problem,
-    )
-
-
-def _stage_view(index: int, raw: Any) -> StageView:
-    try:
-        s = Stage.model_validate(raw)
-    except ValidationError as exc:
-        weight = raw.get("weight") if isinstance(raw, dict) else None
-        weight = float(weight) if isinstance(weight, int | float) and not isinstance(weight, bool) else 0.0
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "stage"
-        return StageView(index, weight, "", "auto", "", False, problem=f"{where}: {err['msg']}")
-    approval = s.authority.mode == "approval" and bool(s.authority.group)
-    return StageView(
-        index=index,
-        weight=s.weight,
-        min_duration=format_duration(s.min_duration),
-        authority=s.authority.group if approval and s.authority.group else "auto",
-        window=s.rollback_window.mode.value,
-        needs_approval=approval,
-    )
-
-
 # -- reading --------------------------------------------------------------------------------------------------
 def whoami(api: Any) -> Identity:
     """The user the API server authenticates for `api` (SelfSubjectReview)."""
@@ -271,7 +105,7 @@ def whoami(api: Any) -> Identity:
 
     review = _call(
         lambda: client.AuthenticationV1Api(api).create_self_subject_review(
-            {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"},
+            client.V1SelfSubjectReview(api_version="authentication.k8s.io/v1", kind="SelfSubjectReview"),
             _request_timeout=TIMEOUT,
         ),
         doing="ask the API server who you are",
@@ -283,7 +117,7 @@ def whoami(api: Any) -> Identity:
 
 def status(api: Any, *, namespace: str, name: str) -> GateView:
     """The view of one gate."""
-    return gate_view(_read(api, namespace=namespace, name=name))
+    return GateView.from_resource(_read(api, namespace=namespace, name=name))
 
 
 def list_gates(api: Any, *, namespace: str | None) -> list[GateView]:
@@ -305,7 +139,7 @@ def list_gates(api: Any, *, namespace: str | None) -> list[GateView]:
             doing="list gates",
             namespace=namespace,
         )
-    views = [gate_view(obj) for obj in listing.get("items", [])]
+    views = [GateView.from_resource(obj) for obj in listing.get("items", [])]
     return sorted(views, key=lambda v: (v.namespace, v.name))
 
 
@@ -401,8 +235,8 @@ def resume(
 
 # -- helpers --------------------------------------------------------------------------------------------------
 def _live(api: Any, *, namespace: str, name: str, action: str) -> GateView:
-    view = gate_view(_read(api, namespace=namespace, name=name, role="operator"))
-    if view.phase in FINISHED:
+    view = GateView.from_resource(_read(api, namespace=namespace, name=name, role="operator"))
+    if view.finished:
         raise InvalidAction(
             f"gate {view.ref} is {view.phase.value}: the rollout is over; nothing to {action}"
         )
@@ -479,7 +313,7 @@ def _call(fn: Callable[[], Any], *, doing: str, namespace: str, name: str = "", 
             ) from None
         if exc.status == 404:
             if name and f'"{name}"' in message:
-                raise InvalidAction(
+                raise GateNotFound(
                     f"no Gate {name!r}{where}; list them with `gatekeeper status -n {namespace}`"
                 ) from None
             raise InvalidAction(

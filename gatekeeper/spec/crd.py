@@ -1,4 +1,4 @@
-"""The Gate CustomResourceDefinition, generated from the pydantic models, and the spec hash.
+"""The Gate CustomResourceDefinition, generated from the pydantic models.
 
 `gate_crd()` turns `GateSpec` / `GateStatus` JSON Schemas into a *structural* OpenAPI v3 schema the API server
 accepts (checked against a real kube-apiserver in tests/test_crd.py):
@@ -17,34 +17,13 @@ accepts (checked against a real kube-apiserver in tests/test_crd.py):
 * A construct the converter does not know raises `CrdSchemaError` naming the path, so a model change that the
   CRD cannot express fails the golden test instead of shipping a schema that lets anything through.
 
-`spec_hash(spec)` is the sha256 of the canonical JSON of the spec *as the user wrote it* (the resource's
-`.spec`, or a gate file's mapping): keys sorted, `apiVersion`/`kind`/`name` left out, null-valued keys left out,
-integral floats written as integers (the API server stores `1.0` as `1`). It never passes through the models,
-so no default added by a pydantic or gatekeeper release changes it (Flagger #1799, Argo Rollouts #4696:
-upgrades that restarted every running analysis).
-
-Operator requests (`gatekeeper approve|abort|pause|resume`) are annotations on the Gate, written through the
-API server so RBAC decides who may make them. `OperatorRequest` is the one codec both sides use:
-
-* keys: `gatekeeper.dev/approve`, `gatekeeper.dev/abort`, `gatekeeper.dev/pause` (pause *and* resume share
-  this key, so the latest of the two wins and no ordering between keys is needed);
-* value: compact JSON `{"action", "by", "at", "stage"?, "reason"?}`: `by` is the user the API server
-  authenticated (SelfSubjectReview), `at` an RFC 3339 UTC time, `stage` (approve only) the 0-based stage;
-* a present key is a pending request. The controller applies it (its machine's requests are idempotent),
-  writes the status, then removes the key with a JSON patch whose `test` op carries the value it applied,
-  so a newer request written meanwhile survives. Order: abort, then pause/resume, then approve. A value
-  that does not parse is a `BadRequestAnnotation`: the controller records an Event and removes it.
+The operator-request codec is `gatekeeper.spec.requests`, the spec hash `gatekeeper.spec.fingerprint`.
 """
 
 from __future__ import annotations
 
 import copy
-import hashlib
-import json
-import math
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any, Literal, cast
+from typing import Any
 
 from pydantic.json_schema import GenerateJsonSchema, JsonSchemaValue
 from pydantic_core import core_schema
@@ -54,19 +33,14 @@ from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.status import GateStatus
 
 __all__ = [
-    "ANNOTATION_KEYS",
     "CRD_NAME",
     "GROUP",
     "KIND",
     "PLURAL",
     "SHORT_NAMES",
     "VERSION",
-    "BadRequestAnnotation",
     "CrdSchemaError",
-    "OperatorRequest",
     "gate_crd",
-    "pending_requests",
-    "spec_hash",
     "spec_schema",
     "status_schema",
 ]
@@ -81,8 +55,8 @@ CRD_NAME = f"{PLURAL}.{GROUP}"
 
 DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$|^[0-9]+(\.[0-9]+)?$"
 _DURATION_MARK = "x-gatekeeper-duration"
+_NOT_SPEC = ("apiVersion", "kind", "name")  # resource fields, not the spec (see fingerprint.py too)
 # Keys of the resource, not of the spec: they live at the top level / in metadata.
-_NOT_SPEC = ("apiVersion", "kind", "name")
 _KEEP = (
     "description", "enum", "pattern", "format", "minimum", "maximum", "minLength", "maxLength",
     "minItems", "maxItems", "minProperties", "maxProperties", "uniqueItems", "multipleOf",
@@ -185,132 +159,6 @@ def gate_crd() -> dict[str, Any]:
             ],
         },
     }
-
-
-# -- operator requests ----------------------------------------------------------------------------------------
-Action = Literal["approve", "abort", "pause", "resume"]
-ANNOTATION_KEYS: dict[str, str] = {
-    "abort": f"{GROUP}/abort",
-    "pause": f"{GROUP}/pause",
-    "resume": f"{GROUP}/pause",
-    "approve": f"{GROUP}/approve",
-}
-
-
-class BadRequestAnnotation(ValueError):
-    """A request annotation whose value cannot be read; the message says what is wrong and how to fix it."""
-
-    def __init__(self, key: str, value: str, problem: str) -> None:
-        self.key, self.value = key, value
-        super().__init__(
-            f"annotation {key}={value!r}: {problem}; remove it and run the gatekeeper command again"
-        )
-
-
-@dataclass(frozen=True)
-class OperatorRequest:
-    """One operator request, as stored in a Gate annotation (see the module docstring)."""
-
-    action: Action
-    by: str
-    at: str
-    stage: int | None = None
-    reason: str = ""
-
-    @property
-    def key(self) -> str:
-        return ANNOTATION_KEYS[self.action]
-
-    def value(self) -> str:
-        data: dict[str, Any] = {"action": self.action, "by": self.by, "at": self.at}
-        if self.stage is not None:
-            data["stage"] = self.stage
-        if self.reason:
-            data["reason"] = self.reason
-        return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
-
-    @classmethod
-    def parse(cls, key: str, value: str) -> OperatorRequest:
-        """Read one annotation; `BadRequestAnnotation` names the problem."""
-        try:  # strict: no repeated keys, so `"by":"<user>"` occurs once (the admission policy relies on it)
-            data = json.loads(value, object_pairs_hook=_unique_keys)
-        except ValueError as exc:
-            raise BadRequestAnnotation(key, value, f"not JSON ({exc})") from None
-        if not isinstance(data, dict):
-            raise BadRequestAnnotation(key, value, "not a JSON object")
-        unknown = sorted(set(data) - {"action", "by", "at", "stage", "reason"})
-        if unknown:
-            raise BadRequestAnnotation(key, value, f"unknown fields {unknown}")
-        action = data.get("action")
-        if not isinstance(action, str) or ANNOTATION_KEYS.get(action) != key:
-            allowed = sorted(a for a, k in ANNOTATION_KEYS.items() if k == key)
-            raise BadRequestAnnotation(key, value, f"'action' must be one of {allowed} under this key")
-        stage = data.get("stage")
-        if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int) or stage < 0):
-            raise BadRequestAnnotation(key, value, "'stage' must be a stage index (0, 1, ...)")
-        for field in ("by", "at"):
-            if not isinstance(data.get(field), str) or not data[field]:
-                raise BadRequestAnnotation(key, value, f"'{field}' is missing")
-        if not isinstance(data.get("reason", ""), str):
-            raise BadRequestAnnotation(key, value, "'reason' must be a string")
-        return cls(cast(Action, action), data["by"], data["at"], stage, data.get("reason", ""))
-
-
-def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    keys = [k for k, _ in pairs]
-    if len(set(keys)) != len(keys):
-        raise ValueError(f"repeated key {sorted(k for k in keys if keys.count(k) > 1)[0]!r}")
-    return dict(pairs)
-
-
-def pending_requests(
-    annotations: Mapping[str, str] | None,
-) -> tuple[list[OperatorRequest], list[BadRequestAnnotation]]:
-    """The pending requests of a Gate in the order to apply them (abort, pause/resume, approve)."""
-    found: list[OperatorRequest] = []
-    bad: list[BadRequestAnnotation] = []
-    for key in dict.fromkeys(ANNOTATION_KEYS.values()):
-        value = (annotations or {}).get(key)
-        if value is None:
-            continue
-        try:
-            found.append(OperatorRequest.parse(key, value))
-        except BadRequestAnnotation as exc:
-            bad.append(exc)
-    return found, bad
-
-
-# -- spec hash ------------------------------------------------------------------------------------------------
-def spec_hash(spec: Mapping[str, Any]) -> str:
-    """sha256 (hex) of the canonical JSON of the user's spec; see the module docstring for the rules.
-
-    `spec` is the `.spec` of a Gate resource, a whole Gate resource (its `.spec` is used), or the mapping of a
-    gate file. `TypeError` names the path of a value JSON cannot hold.
-    """
-    if not isinstance(spec, Mapping):
-        raise TypeError(f"spec_hash needs the spec mapping as written, not {type(spec).__name__}")
-    if spec.get("kind") == KIND and isinstance(spec.get("spec"), Mapping):
-        spec = spec["spec"]
-    body = {k: v for k, v in spec.items() if k not in _NOT_SPEC}
-    text = json.dumps(
-        _canonical(body, "spec"), sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    )
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-# -- hashing --------------------------------------------------------------------------------------------------
-def _canonical(value: Any, path: str) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _canonical(v, f"{path}.{k}") for k, v in value.items() if v is not None}
-    if isinstance(value, list | tuple):
-        return [_canonical(v, f"{path}[{i}]") for i, v in enumerate(value)]
-    if isinstance(value, bool) or value is None or isinstance(value, str | int):
-        return value
-    if isinstance(value, float):
-        if not math.isfinite(value):
-            raise TypeError(f"{path}: {value} is not a finite number")
-        return int(value) if value.is_integer() else value
-    raise TypeError(f"{path}: a {type(value).__name__} cannot be hashed; use strings, numbers, lists, maps")
 
 
 # -- conversion -----------------------------------------------------------------------------------------------

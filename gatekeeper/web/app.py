@@ -26,14 +26,9 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from gatekeeper.judge import Judgement
-from gatekeeper.ops.views import (
-    ActionRejected,
-    GateNotFound,
-    GateRepository,
-    RepositoryUnavailable,
-    gate_detail,
-    gate_rows,
-)
+from gatekeeper.ops.errors import GateNotFound, InvalidAction, Refused, Unreachable
+from gatekeeper.ops.pages import gate_detail, gate_rows
+from gatekeeper.ops.repository import GateRepository
 from gatekeeper.spec import GateSpec
 from gatekeeper.spec.window import Window
 from gatekeeper.web import dashboard
@@ -181,7 +176,7 @@ class _Pages:
     async def index(self, request: Request) -> HTMLResponse:
         try:
             records = await run_in_threadpool(self.repository.list_gates)
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             html = dashboard.render_list([], root=_root(request), writable=self.writable, problem=str(e))
             return HTMLResponse(html, status_code=503)
         rows = gate_rows(records, now=self.clock())
@@ -195,7 +190,7 @@ class _Pages:
             record = await run_in_threadpool(self.repository.get_gate, namespace=ns, name=name)
         except GateNotFound as e:
             return HTMLResponse(self._message("Not found", str(e), request), status_code=404)
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             return HTMLResponse(self._message("Unavailable", str(e), request), status_code=503)
         notice = request.query_params.get("done", "")
         failed = request.query_params.get("failed", "")
@@ -224,7 +219,7 @@ class _Pages:
             return HTMLResponse(self._message("Not found", f"'{at}' is not a decision time", request), 404)
         except GateNotFound as e:
             return HTMLResponse(self._message("Not found", str(e), request), status_code=404)
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             return HTMLResponse(self._message("Unavailable", str(e), request), status_code=503)
         entry = next((h for h in record.status.history if abs(h.time - when) < 0.001), None)
         if entry is None:
@@ -265,16 +260,16 @@ class _Pages:
                 self.metrics.record_action(gate=name, action="abort", caused_by_analysis=False)
         except GateNotFound as e:
             return PlainTextResponse(f"{e}\n", status_code=404)
-        except ActionRejected as e:
+        except (InvalidAction, Refused) as e:
             return _back(request, ns, name, failed=f"{action} rejected: {e}")
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             return PlainTextResponse(f"{e}\n", status_code=503)
         return _back(request, ns, name, done=f"{action} by {by}")
 
     async def api_list(self, request: Request) -> JSONResponse:
         try:
             records = await run_in_threadpool(self.repository.list_gates)
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             return JSONResponse({"error": str(e)}, status_code=503)
         return JSONResponse({"gates": [_row_json(r) for r in gate_rows(records, now=self.clock())]})
 
@@ -284,7 +279,7 @@ class _Pages:
             record = await run_in_threadpool(self.repository.get_gate, namespace=ns, name=name)
         except GateNotFound as e:
             return JSONResponse({"error": str(e)}, status_code=404)
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             return JSONResponse({"error": str(e)}, status_code=503)
         d = gate_detail(record, now=self.clock())
         return JSONResponse(

@@ -39,14 +39,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatekeeper.judge import Judgement
-from gatekeeper.ops.evaluate import resolve_window
-from gatekeeper.ops.views import (
-    GateNotFound,
-    GateRecord,
-    GateRepository,
-    RepositoryUnavailable,
-    resolve_spec,
-)
+from gatekeeper.ops.dry_run import resolve_window
+from gatekeeper.ops.errors import GateNotFound, Unreachable
+from gatekeeper.ops.gate import GateView, resolve_spec
+from gatekeeper.ops.repository import GateRepository
 from gatekeeper.spec import GateSpec, SpecError
 from gatekeeper.spec.outcome import Verdict
 from gatekeeper.spec.status import Phase
@@ -104,7 +100,7 @@ class _Judge:
             return _error(400, str(e))
         except GateNotFound as e:
             return _error(404, str(e))
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             return _error(503, str(e))
         return JSONResponse(_verdict_body(record, judgement))
 
@@ -141,7 +137,7 @@ class _Judge:
             return _error(400, str(e))
         except GateNotFound as e:
             return _error(404, str(e))
-        except RepositoryUnavailable as e:
+        except Unreachable as e:
             return _error(503, str(e))
         body = _verdict_body(record, judgement)
         if hook == "rollback":
@@ -152,7 +148,7 @@ class _Judge:
             return _answer(False, body)
         return _answer(judgement.verdict == Verdict.PASS, body)
 
-    def _confirm_rollout(self, record: GateRecord, params: dict[str, str]) -> JSONResponse:
+    def _confirm_rollout(self, record: GateView, params: dict[str, str]) -> JSONResponse:
         gate = _spec(record, params)
         body: dict[str, Any] = {"gate": _ref(record), "phase": record.status.phase.value}
         blocked = (
@@ -163,7 +159,7 @@ class _Judge:
 
     # --- shared --------------------------------------------------------------------------------------------
 
-    def _judge(self, record: GateRecord, params: dict[str, str], *, default_stage: int | None) -> Judgement:
+    def _judge(self, record: GateView, params: dict[str, str], *, default_stage: int | None) -> Judgement:
         gate = _spec(record, params)
         stage = _stage(params.get("stage"), gate, default=default_stage)
         try:
@@ -175,7 +171,7 @@ class _Judge:
         return self.evaluate(gate, window=window, stage=stage)
 
 
-def _spec(record: GateRecord, params: dict[str, str]) -> GateSpec:
+def _spec(record: GateView, params: dict[str, str]) -> GateSpec:
     args = {k: v for k, v in params.items() if k not in _RESERVED}
     try:
         return resolve_spec(record, args=args)
@@ -196,7 +192,7 @@ def _stage(value: str | None, gate: GateSpec, *, default: int | None) -> int:
     return n - 1
 
 
-def _blocked(record: GateRecord, *, stage: int) -> str:
+def _blocked(record: GateView, *, stage: int) -> str:
     from gatekeeper.controller.machine import is_approved
 
     aborted = _aborted(record)
@@ -210,7 +206,7 @@ def _blocked(record: GateRecord, *, stage: int) -> str:
     return ""
 
 
-def _aborted(record: GateRecord) -> str:
+def _aborted(record: GateView) -> str:
     if record.status.phase == Phase.ABORTED:
         return f"the gate was aborted: {record.status.reason}"
     return ""
@@ -263,7 +259,7 @@ async def _json_body(request: Request) -> dict[str, Any]:
     return body
 
 
-def _verdict_body(record: GateRecord, j: Judgement) -> dict[str, Any]:
+def _verdict_body(record: GateView, j: Judgement) -> dict[str, Any]:
     return {
         "verdict": j.verdict.value,
         "reason": j.reason,
@@ -277,7 +273,7 @@ def _verdict_body(record: GateRecord, j: Judgement) -> dict[str, Any]:
     }
 
 
-def _ref(record: GateRecord) -> str:
+def _ref(record: GateView) -> str:
     return f"{record.namespace}/{record.name}"
 
 

@@ -281,7 +281,7 @@ def _dashboard(api: Any, *, namespace: str | None, prometheus: str | None, metri
     identity would hide who asked (and the chart's admission policy refuses them): people use ``gatekeeper
     approve|abort``. ``/integrations/*`` sit behind ``auth``. Its ``/metrics`` is the controller's; the
     Argo/Flagger endpoints' looks are not recorded there (they are not the controller's)."""
-    from gatekeeper.ops.views import KubernetesGateRepository
+    from gatekeeper.ops.repository import KubernetesGateRepository
     from gatekeeper.web.app import create_app, default_evaluator
 
     return create_app(

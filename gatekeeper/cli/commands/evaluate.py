@@ -36,7 +36,7 @@ def evaluate(
 ) -> None:
     """Evaluate a gate against Prometheus. Exit 0 pass, 1 fail, 2 bad input, 3 not decided."""
     from gatekeeper.evaluation import safe_judgement
-    from gatekeeper.ops.evaluate import exit_code_for, resolve_window
+    from gatekeeper.ops.dry_run import exit_code_for, resolve_window
     from gatekeeper.spec import SpecError, load_gate, parse_args
 
     if output not in ("table", "wide", "json"):

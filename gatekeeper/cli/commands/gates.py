@@ -26,7 +26,9 @@ from rich.console import Console
 from rich.table import Table
 
 from gatekeeper.ops import actions
-from gatekeeper.ops.actions import ActionError, ActionResult, GateView
+from gatekeeper.ops.actions import ActionResult
+from gatekeeper.ops.errors import EXIT_CODES, OperatorError
+from gatekeeper.ops.gate import GateView
 
 __all__ = ["register"]
 
@@ -257,8 +259,8 @@ def _incluster_namespace() -> str:
 def _guard(call: Any) -> Any:
     try:
         return call()
-    except ActionError as exc:
-        code = next((c for kind, c in actions.EXIT_CODES.items() if isinstance(exc, kind)), 1)
+    except OperatorError as exc:
+        code = next((c for kind, c in EXIT_CODES.items() if isinstance(exc, kind)), 1)
         raise _fail(code, str(exc)) from None
 
 
@@ -292,7 +294,7 @@ def _row(v: GateView, *, everywhere: bool, wide: bool) -> list[str]:
         f"{st.weight:g}%",
         (st.verdict or "-").upper(),
         duration(now - started) if started else "-",
-        _age(v.created, now=now),
+        _age(v.created_at, now=now),
     ]
     if wide:
         looked = getattr(st, "last_evaluated_at", None)
@@ -332,16 +334,10 @@ def _print_rows(views: list[GateView], *, everywhere: bool, wide: bool, header: 
     con.print(table, highlight=False)
 
 
-def _age(created: str, *, now: float) -> str:
-    import datetime as dt
-
+def _age(created_at: float | None, *, now: float) -> str:
     from gatekeeper.cli.humanize import duration
 
-    try:
-        t = dt.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
-    except (ValueError, AttributeError):
-        return "-"
-    return duration(now - t)
+    return "-" if created_at is None else duration(now - created_at)
 
 
 def _print_view(v: GateView, *, history: int) -> None:
@@ -408,8 +404,8 @@ def _notes(v: GateView) -> list[str]:
         )
     if v.spec_changed:
         out.append("[yellow]the spec changed since the controller last acted on it[/]")
-    if v.status_problem:
-        out.append(f"[red]{v.status_problem}[/]")
+    if v.problem:
+        out.append(f"[red]{v.problem}[/]")
     return out
 
 

@@ -159,7 +159,8 @@ def _peer_tls(tls: object) -> object:
 
 
 def _rules_from_dir(rules: object, directory: str) -> None:
-    from gatekeeper.ops.views import load_gates_dir, resolve_spec
+    from gatekeeper.ops.gate import resolve_spec
+    from gatekeeper.ops.repository import load_gates_dir
 
     repo = load_gates_dir(directory)
     for record in repo.list_gates():

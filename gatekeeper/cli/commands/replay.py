@@ -31,7 +31,7 @@ def replay(
     """Walk a past window look by look through the decision core and print the verdicts and the actions
     the controller would have taken. Exit 0 pass, 1 fail, 2 bad input, 3 not decided (last look)."""
     from gatekeeper.evaluation import open_prometheus
-    from gatekeeper.ops.evaluate import exit_code_for, parse_time
+    from gatekeeper.ops.dry_run import exit_code_for, parse_time
     from gatekeeper.ops.replay import ReplayError, plan_looks
     from gatekeeper.ops.replay import replay as run_replay
     from gatekeeper.spec import SpecError, load_gate, parse_args

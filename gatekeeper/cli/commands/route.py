@@ -249,6 +249,7 @@ def _backends_from_gate(
     from kubernetes.config.config_exception import ConfigException
 
     from gatekeeper.ops import actions
+    from gatekeeper.ops.errors import OperatorError
     from gatekeeper.routing.base import APIS, OWNER_ANNOTATION
 
     kind_text, _, name = ref.partition("/")
@@ -279,7 +280,7 @@ def _backends_from_gate(
     owner = ((obj.get("metadata") or {}).get("annotations") or {}).get(OWNER_ANNOTATION)
     try:
         views = actions.list_gates(api, namespace=namespace)
-    except actions.ActionError as exc:
+    except OperatorError as exc:
         raise _fail(1, f"cannot list the Gates in {namespace} to find this route's backends: {exc}") from None
     mine = [v for v in views if v.routing and v.routing.get("name") == name and v.routing.get("kind") == kind]
     chosen = next((v for v in views if v.name == owner and v.routing), None) if owner else None

@@ -50,7 +50,7 @@ def serve(
     """Serve the web app. Read-only unless a token is given; beyond loopback it needs a token or mTLS."""
     import uvicorn
 
-    from gatekeeper.ops.views import KubernetesGateRepository, load_gates_dir
+    from gatekeeper.ops.repository import KubernetesGateRepository, load_gates_dir
     from gatekeeper.web.app import create_app
     from gatekeeper.web.auth import Auth, InsecureExposure, check_exposure
 
@@ -102,14 +102,15 @@ def serve(
 
 def _watch_rules(store: object, repository: object) -> None:
     """Judge the trace rules of every gate served from the first span on, not from the first look."""
-    from gatekeeper.ops.views import RepositoryUnavailable, resolve_spec
+    from gatekeeper.ops.errors import Unreachable
+    from gatekeeper.ops.gate import resolve_spec
     from gatekeeper.spec import SpecError
     from gatekeeper.web.intake import RuleWatcher
 
     watcher = RuleWatcher(store)  # type: ignore[arg-type]
     try:
         records = repository.list_gates()  # type: ignore[attr-defined]
-    except RepositoryUnavailable as e:
+    except Unreachable as e:
         err.print(f"trace rules not learned at start ({e}): each gate's rule is judged from its first look")
         return
     for record in records:

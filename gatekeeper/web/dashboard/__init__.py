@@ -1,4 +1,4 @@
-"""dashboard: HTML pages of the gate list and of one gate, rendered from `gatekeeper.ops.views` view models.
+"""dashboard: HTML pages of the gate list and of one gate, rendered from `gatekeeper.ops.pages` view models.
 
 Pages are plain HTML + one CSS file + one small script (`static/live.js`, same origin, no external fonts), so
 they work with the keyboard, screen readers and without network. The script only refreshes the `#live` part of
@@ -18,7 +18,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from gatekeeper.ops.views import GateDetail, GateRow
+from gatekeeper.ops.pages import GateDetail, GateRow
 
 __all__ = [
     "STATIC_DIR",
@@ -230,18 +230,19 @@ def _progress(d: GateDetail) -> str:
         return ""
     items = []
     for st in d.stages:
-        here = st.state == "current"
-        window = st.window
+        state = d.state_of(st)
+        here = state == "current"
+        window = st.window_detail
         if here and d.window_closed:
             window = "closed: forward fix only"
-        elif here and st.window.startswith("closes") and d.side_effects:
+        elif here and window.startswith("closes") and d.side_effects:
             window += f" ({d.side_effects} so far)"
         extra = f"<span class='st-time'>in stage {format_age(d.in_stage_seconds)}</span>" if here else ""
-        label = {"done": "done", "current": "current stage", "pending": "not yet"}[st.state]
+        label = {"done": "done", "current": "current stage", "pending": "not yet"}[state]
         current = " aria-current='step'" if here else ""
         items.append(
-            f"<li class='stage st-{st.state}'{current}>"
-            f"<span class='st-name'>Stage {st.index}</span><span class='st-weight'>{st.weight:g}%</span>"
+            f"<li class='stage st-{state}'{current}>"
+            f"<span class='st-name'>Stage {st.index + 1}</span><span class='st-weight'>{st.weight:g}%</span>"
             f"<span class='st-state'>{label}</span>{extra}"
             f"<span class='st-window'>rollback: {_e(window)}</span></li>"
         )
