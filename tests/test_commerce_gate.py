@@ -149,12 +149,12 @@ def test_partial_checkouts_fail_the_trace_invariant_naming_example_traces(run_ga
     run = run_gate(BASE.with_faults(partial_checkout=0.25), traced=True, sample=0.1)
     assert run.failing() == {"partial-checkout"}, run.judgement.reason
     outcome = run.outcome("partial-checkout")
-    examples = outcome.evidence["examples"]
+    examples = outcome.evidence.traces.examples
     assert examples and all(len(e) == 32 for e in examples)
     assert "example canary traces: " + ", ".join(examples[:3]) in outcome.reason
     truth = run.shop.truth
-    assert outcome.evidence["events"]["canary"] <= truth["canary"].traced_violations
-    assert outcome.evidence["events"]["canary"] >= 0.95 * truth["canary"].traced_violations
+    assert outcome.evidence.events.canary <= truth["canary"].traced_violations
+    assert outcome.evidence.events.canary >= 0.95 * truth["canary"].traced_violations
 
 
 def test_a_dark_canary_is_nodata_on_every_signal_never_a_pass(run_gate):

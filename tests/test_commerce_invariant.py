@@ -80,7 +80,7 @@ def test_a_canary_with_ten_times_the_partial_checkouts_fails_naming_example_trac
     assert out.verdict == Verdict.FAIL, out.reason
     assert out.canary["events"] == 100 and out.canary["traces"] == 1000
     assert out.baseline["events"] == 10
-    examples = out.evidence["examples"]
+    examples = out.evidence.traces.examples
     assert len(examples) == 20 and examples[0] == (991).to_bytes(16, "big").hex()  # newest violation first
     assert f"example canary traces: {examples[0]}, {examples[1]}, {examples[2]} and 17 more" in out.reason
 

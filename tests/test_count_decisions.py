@@ -16,6 +16,7 @@ from scipy import stats
 from gatekeeper.signals import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome, merge_orphans
 from gatekeeper.spec import Verdict, load_gate_text
+from gatekeeper.spec.evidence import ArmPair
 from gatekeeper.spec.load import SpecError
 from gatekeeper.spec.window import Window
 from gatekeeper.stats import planning
@@ -182,8 +183,8 @@ def test_bad_events_scraped_before_their_exposure_are_counted_with_the_next_step
     assert c.total_events == 4 and b.total_events == 4
     assert list(c.exposure) == [100, 100] and list(c.events) == [3, 1]
     out = judge(ratio_gate(), canary, baseline)
-    assert out.evidence["events"] == {"canary": 4, "baseline": 4}
-    assert any("counted with the next step" in n for n in out.evidence["notes"])
+    assert out.evidence.events == ArmPair(canary=4, baseline=4)
+    assert any("counted with the next step" in n for n in out.evidence.notes)
 
 
 def test_mann_whitney_is_refused_at_every_look_with_the_reason():
@@ -211,9 +212,9 @@ def test_a_fixed_test_runs_once_at_the_stages_planned_end_equal_to_the_exact_bin
     # scipy: the one exact test on the first 20 minutes only (the planned end), whatever came after
     cc, bb = int(c[:20].sum()), int(b[:20].sum())
     p = stats.binomtest(cc, cc + bb, 0.1, alternative="greater").pvalue
-    assert out.evidence["p_value"] == pytest.approx(p, rel=1e-9)
+    assert out.evidence.p_value == pytest.approx(p, rel=1e-9)
     assert out.verdict == (Verdict.FAIL if p < 0.01 else out.verdict)
-    assert out.evidence["samples"]["canary"] == 20 * 200
+    assert out.evidence.samples.canary == 20 * 200
 
 
 def test_evidence_carried_into_the_next_stage_continues_the_same_e_process_exactly():
@@ -235,9 +236,9 @@ def test_evidence_carried_into_the_next_stage_continues_the_same_e_process_exact
         alpha=0.01,
         margin=0.2,
     )
-    assert second.evidence["e_value"] == whole.e_value
+    assert second.evidence.e_value == whole.e_value
     assert (second.effect.lower, second.effect.upper) == (whole.ratio_lower, whole.ratio_upper)
-    assert second.evidence["rollout"]["stages"] == 2
+    assert second.evidence.sequential.rollout.stages == 2
     assert second.carry["canaryExposure"] == 20 * 100 + 20 * 500
 
 
@@ -245,7 +246,7 @@ def test_a_changed_test_does_not_continue_the_old_evidence():
     spec = ratio_gate(0.2)
     first = judge(spec, *arms([3], [100], [20], [1900]))
     out = judge(ratio_gate(0.5), *arms([3], [100], [20], [1900]), carried={"errors": first.carry})
-    assert any("starts afresh" in n for n in out.evidence["notes"])
+    assert any("starts afresh" in n for n in out.evidence.notes)
 
 
 def test_a_four_stage_aa_rollout_false_fails_at_most_alpha_with_evidence_carried_through_the_judge():

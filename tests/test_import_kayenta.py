@@ -98,14 +98,14 @@ def test_the_imported_gate_scores_healthy_bad_and_absent_canaries(tmp_path, prom
     judged = _score(out, prometheus.url, healthy, service=healthy.service)
     assert judged.verdict == Verdict.PASS, (judged.reason, [(s.name, s.reason) for s in judged.signals])
     assert judged.mode == "kayenta" and "score 100.00" in judged.reason
-    contributions = {s.name: s.evidence["contribution"] for s in judged.signals}
+    contributions = {s.name: s.evidence.contribution for s in judged.signals}
     assert contributions == {"http-errors": 60.0, "mean-latency": 40.0}
     bad = load_scenario(
         canary=ArmProfile(requests_per_second=100, error_ratio=0.05), baseline=ArmProfile(**BUSY), seed=12
     )
     judged = _score(out, prometheus.url, bad, service=bad.service)
     assert judged.verdict == Verdict.FAIL and judged.critical_failure
-    assert {s.name: s.evidence["label"] for s in judged.signals}["http-errors"] == "High"
+    assert {s.name: s.evidence.label for s in judged.signals}["http-errors"] == "High"
     absent = load_scenario(canary_absent=True, baseline=ArmProfile(**BUSY), seed=13)
     judged = _score(out, prometheus.url, absent, service=absent.service)
     assert judged.verdict == Verdict.NODATA, judged.reason

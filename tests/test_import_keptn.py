@@ -100,7 +100,7 @@ def test_the_imported_gate_scores_healthy_bad_and_absent_canaries(tmp_path, prom
     judged = _score(out, prometheus.url, healthy, service=service)
     assert judged.verdict == Verdict.PASS, (judged.reason, [(s.name, s.reason) for s in judged.signals])
     assert "total score 100.00%" in judged.reason
-    assert {s.name: s.evidence["contribution"] for s in judged.signals} == {
+    assert {s.name: s.evidence.contribution for s in judged.signals} == {
         "error-rate": 66.6667,
         "response-time-p95": 33.3333,
         "throughput": 0.0,

@@ -6,6 +6,14 @@ import pytest
 
 from gatekeeper.judge import aggregate, signal_alphas
 from gatekeeper.spec import SignalOutcome, Verdict, load_gate_text
+from gatekeeper.spec.evidence import (
+    CountEvidence,
+    Evidence,
+    HealthEvidence,
+    KayentaEvidence,
+    KeptnEvidence,
+    ThresholdEvidence,
+)
 
 
 def outcome(name: str, verdict: Verdict, *, critical: bool = False, dry_run: bool = False) -> SignalOutcome:
@@ -75,3 +83,72 @@ signals:
     alphas = signal_alphas(gate)
     assert alphas["a"] == pytest.approx(0.0075)
     assert alphas["a"] + alphas["b"] == pytest.approx(0.01)  # voting signals use exactly the budget
+
+
+# -- what a missing minimum means (a smoke stage advances on an inconclusive look only when minimums_met) -------
+def measured(
+    kind: str, verdict: Verdict, evidence: Evidence | None, *, dry_run: bool = False
+) -> SignalOutcome:
+    return SignalOutcome(
+        name=f"{kind}-{verdict.value}",
+        kind=kind,
+        verdict=verdict,
+        reason="",
+        evidence=evidence,
+        dry_run=dry_run,
+    )
+
+
+MET = measured("ratio", Verdict.INCONCLUSIVE, CountEvidence(minimums=True))
+SHORT = measured("ratio", Verdict.INCONCLUSIVE, CountEvidence(minimums=False))
+THRESHOLD_PASS = measured(
+    "threshold", Verdict.PASS, ThresholdEvidence(failed_measurements=0, failure_limit=0)
+)
+THRESHOLD_WAITING = measured(
+    "threshold", Verdict.INCONCLUSIVE, None
+)  # in its initial delay: nothing measured
+HEALTH_PASS = measured("health", Verdict.PASS, HealthEvidence())
+HEALTH_GAP = measured("health", Verdict.NODATA, HealthEvidence())
+KEPTN_WARNING = measured(
+    "threshold", Verdict.INCONCLUSIVE, KeptnEvidence(status="warning", score=0.5, max=1.0)
+)
+KAYENTA_PASS = measured(
+    "ratio",
+    Verdict.PASS,
+    KayentaEvidence(
+        label="Pass", group="default", group_score=100.0, group_weight=100.0, contribution=100.0,
+        critical=False, effect_size=1.0, bound=None, p_value=0.5, warning=None,
+    ),
+)  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("outcomes", "met"),
+    [
+        ([MET], True),  # a count signal measured its minimums and has them
+        ([SHORT], False),  # ... or does not have them yet
+        ([MET, THRESHOLD_PASS], True),  # a pass is its own evidence, minimums or not
+        ([MET, HEALTH_PASS], True),
+        ([MET, THRESHOLD_WAITING], False),  # changed: a threshold that measured nothing held the stage open
+        ([THRESHOLD_WAITING], False),  # changed: was met (no signal said otherwise)
+        ([MET, HEALTH_GAP], False),  # a health gap is missing evidence
+        ([KEPTN_WARNING], False),  # changed: Keptn's "warning: a human decides" measured no minimums
+        ([KAYENTA_PASS], True),
+        ([MET, measured("threshold", Verdict.INCONCLUSIVE, None, dry_run=True)], True),  # dry-run never votes
+        ([], False),  # changed: no voting signal meets nothing
+    ],
+)
+def test_a_missing_minimum_is_met_only_by_a_signal_that_passed(outcomes, met):
+    """docs/architecture.md, "What a missing minimum means": missing evidence never advances a smoke stage."""
+    assert judge(*outcomes).minimums_met is met
+
+
+def test_only_count_evidence_measures_the_stage_minimums():
+    assert CountEvidence(minimums=True).minimums_met is True
+    assert CountEvidence().minimums_met is None  # no canary seen: not measured
+    for other in (
+        ThresholdEvidence(failed_measurements=0, failure_limit=0),
+        HealthEvidence(),
+        KeptnEvidence(status="pass", score=1.0, max=1.0),
+    ):
+        assert other.minimums_met is None

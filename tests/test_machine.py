@@ -26,6 +26,7 @@ from gatekeeper.controller.machine import (
 )
 from gatekeeper.judge import aggregate
 from gatekeeper.spec import SignalOutcome, Stage, Verdict
+from gatekeeper.spec.evidence import CountEvidence, ThresholdEvidence
 from gatekeeper.spec.status import HISTORY_LIMIT, GateStatus, Intent, Phase
 
 WEIGHTS = (1, 5, 25, 50, 100)
@@ -61,6 +62,7 @@ def look(  # type: ignore[no-untyped-def]
     critical: bool = False,
     side_effects: dict | None = None,
     minimums_met: bool = True,
+    beside: tuple[SignalOutcome, ...] = (),
 ):
     outcome = SignalOutcome(
         name="error-rate",
@@ -68,11 +70,17 @@ def look(  # type: ignore[no-untyped-def]
         verdict=verdict,
         reason=f"error-rate is {verdict}",
         critical=critical,
-        evidence={"minimums_met": minimums_met},
+        evidence=CountEvidence(minimums=minimums_met),
     )
     return aggregate(
-        [outcome], gate="g", window={"start": 0, "end": 60, "step": 60}, side_effects=side_effects
+        [outcome, *beside], gate="g", window={"start": 0, "end": 60, "step": 60}, side_effects=side_effects
     )
+
+
+def threshold(verdict: Verdict):  # type: ignore[no-untyped-def]
+    """A threshold signal: it measures values, never the stage's samples (its evidence says nothing of them)."""
+    measured = ThresholdEvidence(failed_measurements=0, failure_limit=0) if verdict == Verdict.PASS else None
+    return SignalOutcome(name="cpu", kind="threshold", verdict=verdict, reason="", evidence=measured)
 
 
 def routes(actions) -> list[tuple[str, float]]:  # type: ignore[no-untyped-def]
@@ -393,6 +401,26 @@ CASES: dict[str, tuple[GateStatus, Any, float, Policy, Phase, int, list, list]] 
     "a smoke stage holds while the canary lacks its minimum samples": (
         status(stage=0),
         look(IN, minimums_met=False),
+        400,
+        policy(requirePass=False, minDuration=300),
+        PROG,
+        0,
+        [],
+        [],
+    ),
+    "a smoke stage advances past a passing threshold signal once the count signal's minimums are met": (
+        status(stage=0),
+        look(IN, beside=(threshold(P),)),
+        400,
+        policy(requirePass=False, minDuration=300),
+        PROG,
+        1,
+        [("set", 5)],
+        ["Advanced"],
+    ),
+    "a smoke stage holds while a threshold signal has measured nothing yet (its initial delay)": (
+        status(stage=0),
+        look(IN, beside=(threshold(IN),)),
         400,
         policy(requirePass=False, minDuration=300),
         PROG,

@@ -30,6 +30,7 @@ from gatekeeper.controller.machine import (
 )
 from gatekeeper.judge import aggregate
 from gatekeeper.spec import SignalOutcome, Stage, Verdict
+from gatekeeper.spec.evidence import CountEvidence
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.status import GateStatus, Intent, Phase
 
@@ -65,7 +66,7 @@ def look(verdict: Verdict = P, *, name: str = "error-rate") -> Any:
         kind="ratio",
         verdict=verdict,
         reason=f"{name} is {verdict}",
-        evidence={"minimums_met": True},
+        evidence=CountEvidence(minimums=True),
     )
     return aggregate([o], gate="g", window={"start": 0, "end": 60, "step": 60})
 

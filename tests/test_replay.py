@@ -73,11 +73,9 @@ def test_replay_reverts_at_the_first_look_whose_evidence_crosses_the_threshold(
     assert all(lk.verdict.value == "inconclusive" and lk.action == "hold" for lk in before)
     assert direct.verdict == fail_look.verdict
     err = {s.name: s for s in fail_look.judgement.signals}["error-rate"]
-    assert err.evidence["e_value"] >= err.evidence["threshold"]
+    assert err.evidence.e_value >= err.evidence.threshold
     assert err.effect.lower > 1.0
-    assert {s.name: s.evidence.get("e_value") for s in direct.signals}["error-rate"] == err.evidence[
-        "e_value"
-    ]
+    assert {s.name: s.evidence.e_value for s in direct.signals}["error-rate"] == err.evidence.e_value
     assert any("RolledBack" in e for e in fail_look.events)
     # progress reported every look, up to the stop
     assert seen and [d for d, _ in seen] == list(range(1, len(seen) + 1))

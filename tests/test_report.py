@@ -91,9 +91,9 @@ def test_report_carries_every_signal_its_queries_and_the_e_value_path_against_it
     data, layout = figs[f"fig-{index}-evalue"]
     assert layout["yaxis"]["type"] == "log"
     path_trace = next(t for t in data if t["name"].startswith("e-value per step"))
-    assert path_trace["y"] == pytest.approx([v for v in err.evidence["path"]])
+    assert path_trace["y"] == pytest.approx(list(err.evidence.sequential.path))
     threshold = next(t for t in data if t["name"].startswith("threshold"))
-    assert threshold["y"] == [err.evidence["threshold"]] * 2
+    assert threshold["y"] == [err.evidence.threshold] * 2
     _, effect_layout = figs[f"fig-{index}-effect"]
     assert any(s.get("y0") == pytest.approx(err.effect.limit) for s in effect_layout["shapes"])
 

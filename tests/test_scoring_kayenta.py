@@ -47,9 +47,9 @@ def test_group_weights_and_group_scores_give_kayentas_summary():
     j = score_gate(g, {"errors": same(), "p50": same(), "p99": worse()}, window=WINDOW)
     # Errors 100 * 0.6 + Latency (1 Pass of 2 = 50) * 0.4 = 80: Marginal
     assert "score 80.00" in j.reason and j.verdict == Verdict.INCONCLUSIVE and j.mode == "kayenta"
-    labels = {s.name: s.evidence["label"] for s in j.signals}
+    labels = {s.name: s.evidence.label for s in j.signals}
     assert labels == {"errors": "Pass", "p50": "Pass", "p99": "High"}
-    contribution = {s.name: s.evidence["contribution"] for s in j.signals}
+    contribution = {s.name: s.evidence.contribution for s in j.signals}
     assert contribution == {"errors": 60.0, "p50": 20.0, "p99": 0.0}
 
 
@@ -71,7 +71,7 @@ def test_a_metric_without_data_holds_the_verdict_where_kayenta_would_pass():
     empty = ArmSeries(T, np.full(T.size, np.nan), BASE.copy(), {"canary": "a", "baseline": "b"})
     j = score_gate(g, {"errors": same(), "p99": empty}, window=WINDOW)
     assert j.verdict == Verdict.NODATA and "p99" in j.reason
-    labels = {s.name: s.evidence["label"] for s in j.signals}
+    labels = {s.name: s.evidence.label for s in j.signals}
     assert labels["p99"] == "NodataFailMetric"  # every metric must have data here
 
 
@@ -87,7 +87,7 @@ def test_a_dry_run_signal_is_classified_and_shown_but_not_scored():
     j = score_gate(g, {"errors": same(), "trial": worse()}, window=WINDOW)
     assert j.verdict == Verdict.PASS
     trial = next(s for s in j.signals if s.name == "trial")
-    assert trial.dry_run and trial.evidence["label"] == "High" and trial.evidence["contribution"] is None
+    assert trial.dry_run and trial.evidence.label == "High" and trial.evidence.contribution is None
 
 
 def test_a_query_error_is_an_error_not_a_pass_and_a_small_canary_share_is_called_out():
@@ -109,13 +109,13 @@ def test_outliers_remove_and_the_cles_effect_measure_reach_kayentas_classifier()
     arms = {"m": ArmSeries(t, spiked, base.copy(), {"canary": "a", "baseline": "b"})}
     kept = score_gate(gate(sig("m", "G", 100, tolerance=0.1)), arms, window=window)
     removed = score_gate(gate(sig("m", "G", 100, ", outliers: remove", tolerance=0.1)), arms, window=window)
-    assert kept.signals[0].evidence["label"] == "High"
-    assert removed.signals[0].evidence["label"] == "Pass"
+    assert kept.signals[0].evidence.label == "High"
+    assert removed.signals[0].evidence.label == "Pass"
 
     shifted = {"m": ArmSeries(t, base * 1.3, base.copy(), {"canary": "a", "baseline": "b"})}
     ratio = score_gate(gate(sig("m", "G", 100, tolerance=0.35)), shifted, window=window)
     cles = score_gate(
         gate(sig("m", "G", 100, ", effectMeasure: cles", tolerance=0.35)), shifted, window=window
     )
-    assert ratio.signals[0].evidence["label"] == "Pass"  # mean ratio 1.3 < allowed 1.35
-    assert cles.signals[0].evidence["label"] == "High"  # every canary step is higher: CLES 1.0 >= 0.85
+    assert ratio.signals[0].evidence.label == "Pass"  # mean ratio 1.3 < allowed 1.35
+    assert cles.signals[0].evidence.label == "High"  # every canary step is higher: CLES 1.0 >= 0.85

@@ -37,7 +37,7 @@ def test_total_score_is_achieved_over_maximum_as_in_keptns_92_39_percent_example
     j = score_gate(g, {"a": {"canary": 1.0}, "b": {"canary": 20.0}}, window=WINDOW)
     assert "total score 92.39%" in j.reason  # (78 + 14 / 2) / 92
     assert j.verdict == Verdict.PASS and j.mode == "keptn"
-    contribution = {s.name: s.evidence["contribution"] for s in j.signals}
+    contribution = {s.name: s.evidence.contribution for s in j.signals}
     assert contribution == {
         "a": pytest.approx(100 * 78 / 92, abs=1e-3),
         "b": pytest.approx(100 * 7 / 92, abs=1e-3),

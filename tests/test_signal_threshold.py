@@ -52,9 +52,9 @@ def test_initial_delay_skips_measuring_and_never_counts_its_steps(prometheus, lo
     assert out.verdict == "fail"
     points = grid(EvalContext(gate=spec, metrics=source, window=window, stage=spec.stages[0], alpha=0.01))
     measured = int(np.sum(points >= start + 900))
-    assert out.evidence["failed_measurements"] == measured < len(points), (measured, len(points))
+    assert out.evidence.failed_measurements == measured < len(points), (measured, len(points))
 
     undelayed = judge_gate(
         gate(sc.service, "0s"), metrics=source, window=window, stage=0, stage_started=start
     )
-    assert undelayed.signals[0].evidence["failed_measurements"] > measured
+    assert undelayed.signals[0].evidence.failed_measurements > measured

@@ -21,6 +21,7 @@ from gatekeeper.judge import aggregate
 from gatekeeper.ops.gate import GateView
 from gatekeeper.ops.repository import InMemoryGateRepository
 from gatekeeper.spec import load_gate_text
+from gatekeeper.spec.evidence import ArmPair, CountEvidence, SequentialTest
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.status import GateStatus
 from gatekeeper.web.app import BackgroundServer, create_app
@@ -28,6 +29,11 @@ from gatekeeper.web.app import BackgroundServer, create_app
 ROOT = Path(__file__).resolve().parents[1]
 TOKEN = "0123456789abcdef-test-token"
 BASE_SPEC = yaml.safe_load((ROOT / "gates" / "http-canary.yaml").read_text())
+
+
+def sequential(e_value: float, threshold: float) -> SequentialTest:
+    """The e-values of a sequential count test whose harm e-value is `e_value` now."""
+    return SequentialTest(e_value=e_value, max_e_value=e_value, safety_e_value=1.0, threshold=threshold)
 
 
 def spec_with(**stage_changes: dict[str, Any]) -> dict[str, Any]:
@@ -45,7 +51,7 @@ def look(verdict: Verdict, *, t: float, e_value: float, stage: int, weight: floa
         verdict=verdict,
         reason=f"error-rate is {verdict.value}",
         effect=Effect(measure="rate ratio", estimate=1.1, lower=0.8, upper=1.5, limit=1.2),
-        evidence={"e_value": e_value, "threshold": 200.0, "samples": {"canary": 900, "baseline": 18000}},
+        evidence=CountEvidence(test=sequential(e_value, 200.0), samples=ArmPair(canary=900, baseline=18000)),
         critical=True,
     )
     lat = SignalOutcome(
@@ -53,7 +59,7 @@ def look(verdict: Verdict, *, t: float, e_value: float, stage: int, weight: floa
         kind="latency",
         verdict=Verdict.PASS,
         reason="ok",
-        evidence={"e_value": 0.7, "threshold": 400.0},
+        evidence=CountEvidence(test=sequential(0.7, 400.0)),
     )
     return aggregate(
         [err, lat], gate="g", window={"start": t - 300, "end": t, "step": 60.0}, stage=stage, weight=weight

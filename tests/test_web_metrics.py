@@ -15,6 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from gatekeeper.judge import aggregate
 from gatekeeper.ops.repository import InMemoryGateRepository
+from gatekeeper.spec.evidence import ArmPair, CountEvidence, SequentialTest
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.web.app import BackgroundServer, create_app
 from gatekeeper.web.metrics import METRIC_NAMES, GateMetrics, exported_names
@@ -23,6 +24,11 @@ ROOT = Path(__file__).resolve().parents[1]
 DASHBOARD = ROOT / "charts" / "gatekeeper" / "dashboards" / "gatekeeper.json"
 # Grafana's built-in variables are not PromQL; give them values the parser accepts.
 GRAFANA_VARS = {"$__rate_interval": "5m", "$__range": "1h", "$__interval": "1m"}
+
+
+def sequential(e_value: float, threshold: float) -> SequentialTest:
+    """The e-values of a sequential count test whose harm e-value is `e_value` now."""
+    return SequentialTest(e_value=e_value, max_e_value=e_value, safety_e_value=1.0, threshold=threshold)
 
 
 def judgement(*, gate: str = "checkout", error_verdict: Verdict = Verdict.FAIL):  # type: ignore[no-untyped-def]
@@ -34,7 +40,7 @@ def judgement(*, gate: str = "checkout", error_verdict: Verdict = Verdict.FAIL):
         canary={"events": 312, "requests": 5931, "rate": 312 / 5931},
         baseline={"events": 68, "requests": 5908, "rate": 68 / 5908},
         effect=Effect(measure="rate ratio", estimate=4.57, lower=2.71, upper=8.0, limit=1.2),
-        evidence={"e_value": 3.2e6, "threshold": 150.0, "samples": {"canary": 5931, "baseline": 5908}},
+        evidence=CountEvidence(test=sequential(3.2e6, 150.0), samples=ArmPair(canary=5931, baseline=5908)),
         critical=True,
     )
     passing = SignalOutcome(
@@ -43,7 +49,7 @@ def judgement(*, gate: str = "checkout", error_verdict: Verdict = Verdict.FAIL):
         verdict=Verdict.PASS,
         reason="fine",
         effect=Effect(measure="rate ratio", estimate=float("nan"), lower=None, upper=1.1, limit=1.5),
-        evidence={"e_value": float("inf"), "threshold": 300.0},
+        evidence=CountEvidence(test=sequential(float("inf"), 300.0)),
     )
     broken = SignalOutcome(name="slow-requests", kind="latency", verdict=Verdict.ERROR, reason="query failed")
     return aggregate(

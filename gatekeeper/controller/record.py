@@ -53,9 +53,7 @@ def evidence_of(j: Judgement) -> tuple[dict[str, str], dict[str, Any]]:
     evidence: dict[str, Any] = {}
     for o in j.signals:
         verdicts[o.name] = o.verdict.value
-        e: dict[str, Any] = {
-            k: o.evidence[k] for k in ("e_value", "threshold", "p_value", "samples") if k in o.evidence
-        }
+        e: dict[str, Any] = o.evidence.recorded() if o.evidence is not None else {}
         if o.effect is not None:
             e |= {"estimate": o.effect.estimate, "lower": o.effect.lower, "upper": o.effect.upper}
             e["limit"] = o.effect.limit

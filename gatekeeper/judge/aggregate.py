@@ -30,8 +30,12 @@ class Judgement:
 
     @property
     def minimums_met(self) -> bool:
-        """Every voting signal that counts samples has its stage minimum (duration and samples) behind it."""
-        return all(s.evidence.get("minimums_met", True) for s in self.signals if not s.dry_run)
+        """The stage's minimums are behind every voting signal, so a smoke stage may advance on an inconclusive
+        look. Missing evidence never advances: a signal that did not measure the minimums (a threshold, health,
+        Kayenta or Keptn signal: `Evidence.minimums_met` is None) counts as met only when it passed, and a look
+        without voting signals meets nothing (see `gatekeeper.spec.evidence`)."""
+        voting = [s for s in self.signals if not s.dry_run]
+        return bool(voting) and all(_minimums_met(s) for s in voting)
 
     def carry(self) -> dict[str, dict[str, Any]]:
         """Per signal, the sequential evidence to continue in the next stage (signals with a sequential test)."""
@@ -51,6 +55,11 @@ class Judgement:
             "side_effects": self.side_effects,
             "signals": [s.to_dict() for s in self.signals],
         }
+
+
+def _minimums_met(s: SignalOutcome) -> bool:
+    measured = s.evidence.minimums_met if s.evidence is not None else None
+    return measured if measured is not None else s.verdict == Verdict.PASS
 
 
 def aggregate(

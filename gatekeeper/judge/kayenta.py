@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 
 from gatekeeper.judge.aggregate import Judgement
+from gatekeeper.spec.evidence import KayentaEvidence
 from gatekeeper.spec.measurements import ArmSeries
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
@@ -231,31 +232,27 @@ def _outcome(c: _Classified, score: KayentaScore, weights: dict[str, float]) -> 
         limit=1.0 + s.tolerance,
     )
     arms = c.series
-    evidence = {
-        "mode": "kayenta",
-        "label": r.label.value,
-        "group": group,
-        "group_score": None if g is None else g.score,
-        "group_weight": weights.get(group),
-        "contribution": contribution,
-        "critical": r.critical,
-        "effect_size": None if math.isnan(r.effect_size) else r.effect_size,
-        "bound": r.bound,
-        "p_value": None if test is None else test.p_value,
-        "warning": r.warning,
-    }
-    return SignalOutcome(
-        name=s.name,
-        kind=s.kind,
-        verdict=_VERDICT[r.label],
-        reason=r.reason or f"classified {r.label.value}",
+    evidence = KayentaEvidence(
+        label=r.label.value,
+        group=group,
+        group_score=None if g is None else g.score,
+        group_weight=weights.get(group),
+        contribution=contribution,
+        critical=r.critical,
+        effect_size=None if math.isnan(r.effect_size) else r.effect_size,
+        bound=r.bound,
+        p_value=None if test is None else test.p_value,
+        warning=r.warning,
+    )
+    return SignalOutcome.of(
+        s,
+        _VERDICT[r.label],
+        r.reason or f"classified {r.label.value}",
         canary=_summary(None if arms is None else arms.canary),
         baseline=_summary(None if arms is None else arms.baseline),
         effect=effect,
         queries={} if arms is None else dict(arms.queries),
         evidence=evidence,
-        critical=s.critical,
-        dry_run=s.dry_run,
     )
 
 

@@ -28,6 +28,7 @@ from dataclasses import dataclass, replace
 from typing import Any, TypedDict
 
 from gatekeeper.judge.aggregate import Judgement
+from gatekeeper.spec.evidence import KeptnEvidence, KeptnStatus
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import Signal
@@ -129,7 +130,7 @@ class _Scored:
     outcome: SignalOutcome
     score: float
     maximum: float
-    status: str  # pass | warning | fail | nodata | error | info | nocriteria | waiting
+    status: KeptnStatus
     key: bool
 
 
@@ -144,20 +145,32 @@ def _score_signal(
 ) -> _Scored:
     weight = 0.0 if signal.dry_run else float(signal.weight)
 
-    def done(status: str, verdict: Verdict, reason: str, score: float = 0.0, **evidence: Any) -> _Scored:
-        evidence = {"mode": "keptn", "status": status, "score": score, "max": weight, **evidence}
-        out = SignalOutcome(
-            name=signal.name,
-            kind=signal.kind,
-            verdict=verdict,
-            reason=reason,
+    def done(
+        status: KeptnStatus,
+        verdict: Verdict,
+        reason: str,
+        score: float = 0.0,
+        *,
+        pass_targets: list[dict[str, Any]] | None = None,
+        warning_targets: list[dict[str, Any]] | None = None,
+    ) -> _Scored:
+        evidence = KeptnEvidence(
+            status=status,
+            score=score,
+            max=weight,
+            pass_targets=None if pass_targets is None else tuple(pass_targets),
+            warning_targets=None if warning_targets is None else tuple(warning_targets),
+        )
+        out = SignalOutcome.of(
+            signal,
+            verdict,
+            reason,
             canary={"value": canary},
             baseline={"value": baseline},
             effect=Effect(measure="value", estimate=canary),
             queries=queries,
             evidence=evidence,
             critical=bool(signal.critical or signal.key),
-            dry_run=signal.dry_run,
         )
         return _Scored(out, score, weight, status, bool(signal.key) and not signal.dry_run)
 
@@ -172,7 +185,7 @@ def _score_signal(
     if canary is None:
         return done("nodata", Verdict.NODATA, "no canary value in the window: no data is not a pass")
     if not passing:
-        status = "info" if signal.dry_run else "nocriteria"
+        status: KeptnStatus = "info" if signal.dry_run else "nocriteria"
         why = (
             "informational (dry run): shown, not scored"
             if signal.dry_run
@@ -249,7 +262,7 @@ def score_gate(
     outcomes = []
     for x in scored:
         share = 100.0 * x.score / maximum if maximum and not x.outcome.dry_run else 0.0
-        outcomes.append(_with(x.outcome, contribution=round(share, 4)))
+        outcomes.append(_with_contribution(x.outcome, round(share, 4)))
     key_failed = [x for x in voting if x.key and x.status == "fail"]
     head = f"keptn: total score {total:.2f}% (pass >= {sc.pass_score:g}%, warning >= {sc.marginal_score:g}%)"
     if key_failed:
@@ -299,5 +312,6 @@ def _problem(signal: Signal, v: KeptnValues) -> str | None:
     return v.get("problem")
 
 
-def _with(out: SignalOutcome, **evidence: object) -> SignalOutcome:
-    return replace(out, evidence={**out.evidence, **evidence})
+def _with_contribution(out: SignalOutcome, share: float) -> SignalOutcome:
+    assert isinstance(out.evidence, KeptnEvidence)  # every outcome here is built by `_score_signal`
+    return replace(out, evidence=replace(out.evidence, contribution=share))

@@ -242,11 +242,9 @@ def _look(
 
 def _signal_point(s: Any) -> dict[str, Any]:
     """The numbers of one signal at one look, compact enough for a long JSON timeline."""
-    ev = s.evidence or {}
     out: dict[str, Any] = {"verdict": s.verdict.value}
-    for key in ("e_value", "threshold", "p_value"):
-        if key in ev:
-            out[key] = ev[key]
+    recorded = s.evidence.recorded() if s.evidence is not None else {}
+    out |= {k: v for k, v in recorded.items() if k != "samples"}
     if s.effect is not None:
         out["effect"] = {
             "estimate": s.effect.estimate,

@@ -20,14 +20,23 @@ runs the exact conditional binomial test once, at the stage's planned end.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.steps import step_series
+from gatekeeper.spec.evidence import (
+    ArmPair,
+    CountEvidence,
+    FixedTest,
+    LatencyObjective,
+    RolloutEvidence,
+    SequentialTest,
+    TraceEvidence,
+)
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import Direction, TestMethod
 from gatekeeper.stats import planning, proportions, sequential
@@ -106,7 +115,7 @@ def carried_extra(ctx: EvalContext, name: str) -> Mapping[str, Any]:
 
 
 class _Out:
-    """Builds the signal's outcome; every verdict goes through here."""
+    """Builds the signal's outcome and its `CountEvidence`; every verdict goes through here."""
 
     def __init__(
         self,
@@ -116,24 +125,30 @@ class _Out:
         baseline: ArmCounts | None,
         queries: dict[str, str],
         unit: str,
-        extra: dict[str, Any] | None,
+        facts: CountEvidence,
     ) -> None:
         self.signal, self.ctx, self.canary, self.baseline = signal, ctx, canary, baseline
-        self.queries, self.unit, self.extra = queries, unit, dict(extra or {})
+        self.queries, self.unit, self.facts = queries, unit, facts
         self.carry: dict[str, Any] | None = None
 
     def note(self, text: str) -> None:
-        self.extra.setdefault("notes", []).append(text)
+        self.facts = replace(self.facts, notes=(*self.facts.notes, text))
 
     def __call__(
-        self, verdict: Verdict, reason: str, effect: Effect | None = None, **evidence: Any
+        self,
+        verdict: Verdict,
+        reason: str,
+        effect: Effect | None = None,
+        *,
+        test: SequentialTest | FixedTest | None = None,
+        samples: ArmPair | None = None,
+        events: ArmPair | None = None,
     ) -> SignalOutcome:
-        c, st = self.canary, self.ctx.stage
-        if c is not None:  # smoke stages may advance on an inconclusive look once these are met
-            evidence["minimums_met"] = bool(
-                c.total_exposure >= st.min_samples and self.ctx.stage_elapsed >= st.min_duration
-            )
-        b = self.baseline
+        c, b, st = self.canary, self.baseline, self.ctx.stage
+        minimums = None  # smoke stages may advance on an inconclusive look once these are met
+        if c is not None:
+            minimums = bool(c.total_exposure >= st.min_samples and self.ctx.stage_elapsed >= st.min_duration)
+        series = None
         if c is not None and b is not None and np.array_equal(c.timestamps, b.timestamps):
             series = step_series(
                 timestamps=c.timestamps,
@@ -141,20 +156,18 @@ class _Out:
                 baseline=(b.events, b.exposure),
                 unit=self.unit,
             )
-            if series is not None:
-                evidence["series"] = series
-        return SignalOutcome(
-            name=self.signal.name,
-            kind=self.signal.kind,
-            verdict=verdict,
-            reason=reason,
+        evidence = replace(
+            self.facts, test=test, samples=samples, events=events, minimums=minimums, series=series
+        )
+        return SignalOutcome.of(
+            self.signal,
+            verdict,
+            reason,
             canary=c.summary(unit=self.unit) if c else {},
-            baseline=self.baseline.summary(unit=self.unit) if self.baseline else {},
+            baseline=b.summary(unit=self.unit) if b else {},
             effect=effect,
             queries=self.queries,
-            evidence={**self.extra, **evidence},
-            critical=self.signal.critical,
-            dry_run=self.signal.dry_run,
+            evidence=evidence,
             carry=self.carry,
         )
 
@@ -167,12 +180,16 @@ def count_outcome(
     baseline: ArmCounts | None,
     queries: dict[str, str],
     exposure_unit: str = "requests",
-    extra: dict[str, Any] | None = None,
+    notes: Sequence[str] = (),
+    latency: LatencyObjective | None = None,
+    traces: TraceEvidence | None = None,
     carry_extra: Mapping[str, Any] | None = None,
 ) -> SignalOutcome:
     """Judge one count signal. `signal` is any spec count signal (name, direction, tolerance, test, ...).
-    `carry_extra` is stored beside the carried evidence for the next stage (see `carried_extra`)."""
-    out = _Out(signal, ctx, canary, baseline, queries, exposure_unit, extra)
+    `notes`, `latency` and `traces` are the kind's own facts for the evidence; `carry_extra` is stored beside
+    the carried evidence for the next stage (see `carried_extra`)."""
+    facts = CountEvidence(notes=tuple(notes), latency=latency, traces=traces)
+    out = _Out(signal, ctx, canary, baseline, queries, exposure_unit, facts)
     if canary is None or canary.total_exposure == 0:
         return out(
             Verdict.NODATA, f"no canary {exposure_unit} in the window: the canary is not seen, not healthy"
@@ -270,25 +287,30 @@ def _sequential(
     lower, upper = _canary_over_baseline(shown, Direction(shown_dir))
     estimate = _estimate(canary, baseline)
     effect = Effect(measure="rate ratio", estimate=estimate, lower=lower, upper=upper, limit=limit)
-    evidence: dict[str, Any] = {
-        "method": "sequential",
-        "e_value": float(shown.e_value),
-        "max_e_value": float(shown.max_e_value),
-        "safety_e_value": float(shown.safety_e_value),
-        "threshold": shown.threshold,
-        "path": [float(x) for x in np.asarray(shown.path)[-_PATH_POINTS:]],
-        "path_t": _path_times(canary, baseline, len(shown.path)),
-        "samples": {"canary": canary.total_exposure, "baseline": baseline.total_exposure},
-        "events": {"canary": canary.total_events, "baseline": baseline.total_events},
-    }
+    rollout = None
     if before is not None:
-        evidence["rollout"] = {
-            "stages": before.stages + 1,
-            "samples": {"canary": c_exposure, "baseline": b_exposure},
-            "events": {"canary": shown.canary_bad, "baseline": shown.baseline_bad}
+        rollout = RolloutEvidence(
+            stages=before.stages + 1,
+            samples=ArmPair(c_exposure, b_exposure),
+            events=ArmPair(shown.canary_bad, shown.baseline_bad)
             if shown_dir != "decrease"
-            else {"canary": shown.baseline_bad, "baseline": shown.canary_bad},
-        }
+            else ArmPair(shown.baseline_bad, shown.canary_bad),
+        )
+    test = SequentialTest(
+        e_value=float(shown.e_value),
+        max_e_value=float(shown.max_e_value),
+        safety_e_value=float(shown.safety_e_value),
+        threshold=shown.threshold,
+        path=tuple(float(x) for x in np.asarray(shown.path)[-_PATH_POINTS:]),
+        path_t=tuple(_path_times(canary, baseline, len(shown.path))),
+        rollout=rollout,
+    )
+    samples = ArmPair(canary.total_exposure, baseline.total_exposure)
+    events = ArmPair(canary.total_events, baseline.total_events)
+
+    def say(verdict: Verdict, reason: str, test: SequentialTest = test) -> SignalOutcome:
+        return out(verdict, reason, effect, test=test, samples=samples, events=events)
+
     ratio = f"{estimate:.2f}x" if estimate is not None and math.isfinite(estimate) else "n/a"
     if failing:
         reason = (
@@ -296,29 +318,24 @@ def _sequential(
             f"[{_fmt(lower)}, {_fmt(upper)}] exceeds the tolerated {limit:.2f}x "
             f"(e-value reached {shown.max_e_value:.3g} >= {shown.threshold:.3g})"
         )
-        return out(Verdict.FAIL, reason, effect, **evidence)
+        return say(Verdict.FAIL, reason)
     need_samples = ctx.stage.min_samples - canary.total_exposure
     need_time = ctx.stage.min_duration - ctx.stage_elapsed
     minimums = need_samples <= 0 and need_time <= 0
     pace = _pace(canary, ctx)
     if shown.events == 0:
-        return _silence(out, c_exposure, b_exposure, alpha, minimums, pace, evidence, effect)
+        return _silence(out, c_exposure, b_exposure, alpha, minimums, pace, test, say)
     bounded = all(r.bounded for r in results.values())
     if bounded and minimums:
-        return out(
-            Verdict.PASS,
-            f"rate ratio {ratio}, upper bound {_fmt(upper)} below {limit:.2f}x",
-            effect,
-            **evidence,
-        )
+        return say(Verdict.PASS, f"rate ratio {ratio}, upper bound {_fmt(upper)} below {limit:.2f}x")
     waits = _stage_waits(need_samples, need_time, out.unit)
     if not bounded:
         more = _more_needed(canary, baseline, c_exposure, limit=limit, alpha=alpha)
-        evidence["more_needed"] = more
+        test = replace(test, more_needed=more)
         waits.append(
             f"the upper bound {_fmt(upper)} is not yet below {limit:.2f}x" + _needs(more, pace, out.unit)
         )
-    return out(Verdict.INCONCLUSIVE, "not decided yet: " + "; ".join(waits), effect, **evidence)
+    return say(Verdict.INCONCLUSIVE, "not decided yet: " + "; ".join(waits), test)
 
 
 def _silence(
@@ -328,32 +345,28 @@ def _silence(
     alpha: float,
     minimums: bool,
     pace: float | None,
-    evidence: dict[str, Any],
-    effect: Effect,
+    test: SequentialTest,
+    say: Callable[[Verdict, str, SequentialTest], SignalOutcome],
 ) -> SignalOutcome:
     """No bad event in either arm over the rollout: only the canary's absolute rate can be bounded."""
     kind, unit = out.signal.kind, out.unit
     seen = f"no {kind} events in {c_exposure} canary and {b_exposure} baseline {unit}"
     rate = getattr(out.signal, "detectable_rate", None)
     if rate is None:
-        evidence["more_needed"] = None
-        return out(
+        return say(
             Verdict.INCONCLUSIVE,
             f"{seen}: zero events bound no ratio, so silence is not evidence of health; set detectableRate "
             "(the smallest bad-event rate that must not pass unseen) to pass on silence",
-            effect,
-            **evidence,
+            test,
         )
     need = planning.silence_requests(detectable_rate=rate, alpha=alpha)
     more = max(need - c_exposure, 0)
-    evidence["more_needed"] = more
-    evidence["silence_requests"] = need
+    test = replace(test, more_needed=more, silence_requests=need)
     if more == 0 and minimums:
-        return out(
+        return say(
             Verdict.PASS,
             f"{seen}: a bad-event rate of {rate:g} or more would have shown one (P <= {alpha:.3g})",
-            effect,
-            **evidence,
+            test,
         )
     waits = _stage_waits(
         out.ctx.stage.min_samples - (out.canary.total_exposure if out.canary else 0),
@@ -362,7 +375,7 @@ def _silence(
     )
     if more:
         waits.append(f"to rule out a rate of {rate:g} or more" + _needs(more, pace, unit))
-    return out(Verdict.INCONCLUSIVE, f"{seen} yet; " + "; ".join(waits), effect, **evidence)
+    return say(Verdict.INCONCLUSIVE, f"{seen} yet; " + "; ".join(waits), test)
 
 
 # -- fixed horizon ------------------------------------------------------------------------------------------
@@ -375,21 +388,23 @@ def _fixed(out: _Out, canary: ArmCounts, baseline: ArmCounts) -> SignalOutcome:
         return out(
             Verdict.INCONCLUSIVE,
             f"the fixed-horizon test runs once, at the stage's planned end (in {planned_end - ctx.window.end:.0f}s)",
-            method="fixed",
+            test=FixedTest(),
         )
     c, b = canary.until(planned_end), baseline.until(planned_end)
     directions = _directions(signal)
     alpha = ctx.alpha / len(directions)
     limit = 1.0 + signal.tolerance
-    evidence: dict[str, Any] = {
-        "method": "fixed",
-        "threshold": alpha,
-        "planned_end": planned_end,
-        "samples": {"canary": c.total_exposure, "baseline": b.total_exposure},
-        "events": {"canary": c.total_events, "baseline": b.total_events},
-    }
+    samples = ArmPair(c.total_exposure, b.total_exposure)
+    events = ArmPair(c.total_events, b.total_events)
+    test = FixedTest(threshold=alpha, planned_end=planned_end)
     if c.total_exposure == 0 or b.total_exposure == 0:
-        return out(Verdict.NODATA, "no traffic in an arm before the stage's planned end", **evidence)
+        return out(
+            Verdict.NODATA,
+            "no traffic in an arm before the stage's planned end",
+            test=test,
+            samples=samples,
+            events=events,
+        )
     tests = {}
     for d in directions:
         x, y = (c, b) if d != Direction.DECREASE else (b, c)
@@ -408,45 +423,39 @@ def _fixed(out: _Out, canary: ArmCounts, baseline: ArmCounts) -> SignalOutcome:
     if worst_dir == Direction.DECREASE:
         lower, upper = _inv(upper), _inv(lower)
     effect = Effect(measure="rate ratio", estimate=_estimate(c, b), lower=lower, upper=upper, limit=limit)
-    evidence["p_value"] = float(t.p_value)
+    test = replace(test, p_value=float(t.p_value))
+
+    def say(verdict: Verdict, reason: str) -> SignalOutcome:
+        return out(verdict, reason, effect, test=test, samples=samples, events=events)
+
     if t.p_value < alpha:
-        return out(
+        return say(
             Verdict.FAIL,
             f"at the stage's planned end: canary {_rate(c)} vs baseline {_rate(b)} exceeds the tolerated "
             f"{limit:.2f}x (p = {t.p_value:.3g} < {alpha:.3g})",
-            effect,
-            **evidence,
         )
     enough = c.total_exposure >= ctx.stage.min_samples
     if c.total_events + b.total_events == 0:
         rate = getattr(signal, "detectable_rate", None)
         if rate is not None and enough and (1 - min(rate, 1.0)) ** c.total_exposure <= alpha:
-            return out(
+            return say(
                 Verdict.PASS,
                 f"no {signal.kind} events by the planned end; a rate of {rate:g} would have shown",
-                effect,
-                **evidence,
             )
-        return out(
+        return say(
             Verdict.INCONCLUSIVE,
             f"no {signal.kind} events in either arm by the planned end: zero events bound no ratio",
-            effect,
-            **evidence,
         )
     bounded = all(tests[d].ratio_upper < limit for d in directions)
     if bounded and enough:
-        return out(
+        return say(
             Verdict.PASS,
             f"at the stage's planned end the rate ratio is below {limit:.2f}x (upper {_fmt(upper)})",
-            effect,
-            **evidence,
         )
-    return out(
+    return say(
         Verdict.INCONCLUSIVE,
         f"the fixed-horizon test at the stage's planned end did not bound the ratio below {limit:.2f}x "
         f"(upper {_fmt(upper)}); the stage's deadline decides",
-        effect,
-        **evidence,
     )
 
 

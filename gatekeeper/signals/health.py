@@ -5,6 +5,7 @@ from __future__ import annotations
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.fetch import by_arm, newest_samples
 from gatekeeper.signals.render import aggregate, scoped
+from gatekeeper.spec.evidence import HealthEvidence
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import HealthSignal
 
@@ -46,14 +47,12 @@ def evaluate(signal: HealthSignal, ctx: EvalContext) -> SignalOutcome:
                 gaps.append(f"a {arm} scrape target is down (up == 0)")
     verdict = Verdict.NODATA if gaps else Verdict.PASS
     reason = "; ".join(gaps) if gaps else f"all {len(signal.series)} required series fresh in both arms"
-    return SignalOutcome(
-        name=signal.name,
-        kind=signal.kind,
-        verdict=verdict,
-        reason=reason,
+    return SignalOutcome.of(
+        signal,
+        verdict,
+        reason,
         canary={"age_seconds": facts["canary"]},
         baseline={"age_seconds": facts["baseline"]},
         queries=queries,
-        critical=signal.critical,
-        dry_run=signal.dry_run,
+        evidence=HealthEvidence(),
     )

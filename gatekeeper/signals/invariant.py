@@ -15,6 +15,7 @@ import numpy as np
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, count_outcome
 from gatekeeper.sources.base import InvariantCounts
+from gatekeeper.spec.evidence import TraceEvidence
 from gatekeeper.spec.models import TraceSettings
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import InvariantSignal
@@ -53,12 +54,12 @@ def evaluate(signal: InvariantSignal, ctx: EvalContext) -> SignalOutcome:
         baseline=arms["baseline"],
         queries=queries,
         exposure_unit="traces",
-        extra={
-            "examples": examples,
-            "baseline_examples": list(got["baseline"].examples),
-            "dropped_spans": {arm: c.dropped_spans for arm, c in got.items()},
-            "newest_span": {arm: c.newest_span for arm, c in got.items()},
-        },
+        traces=TraceEvidence(
+            examples=tuple(examples),
+            baseline_examples=tuple(got["baseline"].examples),
+            dropped_spans={arm: c.dropped_spans for arm, c in got.items()},
+            newest_span={arm: c.newest_span for arm, c in got.items()},
+        ),
     )
     if outcome.verdict == Verdict.FAIL and examples:
         shown = ", ".join(examples[:_SHOWN_EXAMPLES])
@@ -124,14 +125,11 @@ def _nodata(
     reason: str,
     facts: dict[str, dict[str, object]] | None = None,
 ) -> SignalOutcome:
-    return SignalOutcome(
-        name=signal.name,
-        kind=signal.kind,
-        verdict=Verdict.NODATA,
-        reason=reason,
+    return SignalOutcome.of(
+        signal,
+        Verdict.NODATA,
+        reason,
         canary=(facts or {}).get("canary", {}),
         baseline=(facts or {}).get("baseline", {}),
         queries=queries,
-        critical=signal.critical,
-        dry_run=signal.dry_run,
     )

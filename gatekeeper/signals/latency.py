@@ -1,5 +1,5 @@
 """Latency from a Prometheus histogram, reduced to counts so the anytime-valid count test applies
-(STATISTICS.md §3): requests slower than `slowerThan`, or, for a quantile objective, requests slower than
+(docs/statistics.md §2): requests slower than `slowerThan`, or, for a quantile objective, requests slower than
 the baseline's quantile bucket bound (the canary's exceedance of the baseline's p-quantile)."""
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.counts import ArmCounts, carried_extra, count_outcome
 from gatekeeper.signals.fetch import Counter, align_rows, counters, grid, staleness_gap
 from gatekeeper.sources.base import Series
+from gatekeeper.spec.evidence import LatencyObjective
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import LatencySignal
 from gatekeeper.stats import histogram
@@ -76,20 +77,20 @@ def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     t = grid(ctx)
     canary = ArmCounts(timestamps=t, events=np.maximum(total_c - m_c[idx], 0), exposure=total_c)
     baseline = ArmCounts(timestamps=t, events=np.maximum(total_b - m_b[idx], 0), exposure=total_b)
-    extra = {
-        "objective": label,
-        "bound_seconds": float(le[idx]),
-        "quantile": signal.quantile,
-        "canary_quantile": quantiles["canary"],
-        "baseline_quantile": quantiles["baseline"],
-    }
+    objective = LatencyObjective(
+        objective=label,
+        bound_seconds=float(le[idx]),
+        quantile=signal.quantile,
+        canary_quantile=quantiles["canary"],
+        baseline_quantile=quantiles["baseline"],
+    )
     out = count_outcome(
         signal=signal,
         ctx=ctx,
         canary=canary,
         baseline=baseline,
         queries=queries,
-        extra=extra,
+        latency=objective,
         carry_extra={"bound_seconds": float(le[idx])} if signal.quantile is not None else None,
     )
     if signal.quantile is not None and quantiles["canary"] is not None and quantiles["baseline"] is not None:
@@ -131,15 +132,7 @@ def _quantile(le: np.ndarray, cumulative: np.ndarray, q: float) -> float | None:
 
 
 def _plain(signal: LatencySignal, queries: dict[str, str], verdict: Verdict, reason: str) -> SignalOutcome:
-    return SignalOutcome(
-        name=signal.name,
-        kind=signal.kind,
-        verdict=verdict,
-        reason=reason,
-        queries=queries,
-        critical=signal.critical,
-        dry_run=signal.dry_run,
-    )
+    return SignalOutcome.of(signal, verdict, reason, queries=queries)
 
 
 def _replace_reason(out: SignalOutcome, reason: str) -> SignalOutcome:

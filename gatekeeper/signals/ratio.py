@@ -58,7 +58,6 @@ def evaluate(
         return _nodata(signal, queries, gap)
     cutoff = _complete_until([c[a].newest for c in (events, exposure) for a in ARMS])
     arms = {arm: _until(a, cutoff) for arm, a in arms.items()}
-    extra = {"notes": notes} if notes else None
     return count_outcome(
         signal=signal,
         ctx=ctx,
@@ -66,22 +65,14 @@ def evaluate(
         baseline=arms["baseline"],
         queries=queries,
         exposure_unit=unit,
-        extra=extra,
+        notes=notes,
     )
 
 
 def _nodata(
     signal: RatioSignal | DriftSignal | DuplicateSignal | RetrySignal, queries: dict[str, str], reason: str
 ) -> SignalOutcome:
-    return SignalOutcome(
-        name=signal.name,
-        kind=signal.kind,
-        verdict=Verdict.NODATA,
-        reason=reason,
-        queries=queries,
-        critical=signal.critical,
-        dry_run=signal.dry_run,
-    )
+    return SignalOutcome.of(signal, Verdict.NODATA, reason, queries=queries)
 
 
 def _leaks(*, placed: np.ndarray, recorded: np.ndarray) -> np.ndarray:

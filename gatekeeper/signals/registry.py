@@ -42,35 +42,14 @@ def evaluate_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:
     try:
         return _evaluator(signal.kind)(signal, ctx)
     except IncompleteAnswer as e:  # the backend says data may be missing: missing evidence, never judged
-        return SignalOutcome(
-            name=signal.name,
-            kind=signal.kind,
-            verdict=Verdict.NODATA,
-            reason=f"incomplete answer: {e}",
-            queries={"incomplete": e.query} if e.query else {},
-            critical=signal.critical,
-            dry_run=signal.dry_run,
-        )
+        incomplete = {"incomplete": e.query} if e.query else {}
+        return SignalOutcome.of(signal, Verdict.NODATA, f"incomplete answer: {e}", queries=incomplete)
     except SourceError as e:
         kind = "query rejected" if isinstance(e, QueryRejected) else "source unavailable"
-        return SignalOutcome(
-            name=signal.name,
-            kind=signal.kind,
-            verdict=Verdict.ERROR,
-            reason=f"{kind}: {e}",
-            queries={"failed": e.query} if e.query else {},
-            critical=signal.critical,
-            dry_run=signal.dry_run,
-        )
+        failed = {"failed": e.query} if e.query else {}
+        return SignalOutcome.of(signal, Verdict.ERROR, f"{kind}: {e}", queries=failed)
     except RenderError as e:
-        return SignalOutcome(
-            name=signal.name,
-            kind=signal.kind,
-            verdict=Verdict.ERROR,
-            reason=str(e),
-            critical=signal.critical,
-            dry_run=signal.dry_run,
-        )
+        return SignalOutcome.of(signal, Verdict.ERROR, str(e))
 
 
 def render_queries(signal: Any, ctx: EvalContext) -> dict[str, str]:

@@ -14,6 +14,7 @@ import numpy as np
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.fetch import grid
 from gatekeeper.signals.render import fill
+from gatekeeper.spec.evidence import ThresholdEvidence
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import ThresholdSignal
 
@@ -26,25 +27,13 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
     }
     points = grid(ctx)
     if signal.initial_delay and ctx.stage_elapsed < signal.initial_delay:
-        return SignalOutcome(
-            name=signal.name, kind=signal.kind, verdict=Verdict.INCONCLUSIVE, queries=queries,
-            reason=f"in initial delay ({signal.initial_delay:g}s) of the stage", critical=signal.critical,
-            dry_run=signal.dry_run,
-        )  # fmt: skip
+        waiting = f"in initial delay ({signal.initial_delay:g}s) of the stage"
+        return SignalOutcome.of(signal, Verdict.INCONCLUSIVE, waiting, queries=queries)
     result = ctx.metrics.range(queries["canary"], start=float(points[0]), end=float(points[-1]), step=w.step)
     base = ctx.metrics.instant(queries["baseline"], at=w.end).scalar()
 
     def out(verdict: Verdict, reason: str, **kw: Any) -> SignalOutcome:
-        return SignalOutcome(
-            name=signal.name,
-            kind=signal.kind,
-            verdict=verdict,
-            reason=reason,
-            queries={"canary": queries["canary"], "baseline": queries["baseline"]},
-            critical=signal.critical,
-            dry_run=signal.dry_run,
-            **kw,
-        )
+        return SignalOutcome.of(signal, verdict, reason, queries=dict(queries), **kw)
 
     if result.empty:
         return out(Verdict.NODATA, "the query returned no series for the canary: empty is not a pass")
@@ -84,12 +73,12 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
     lo = -np.inf if signal.min is None else signal.min
     hi = np.inf if signal.max is None else signal.max
     failed = int(np.sum((values < lo) | (values > hi)))
-    evidence = {
-        "failed_measurements": failed,
-        "failure_limit": signal.failure_limit,
-        "values": values.tolist()[-60:],
-        "values_t": times.tolist()[-60:],
-    }
+    evidence = ThresholdEvidence(
+        failed_measurements=failed,
+        failure_limit=signal.failure_limit,
+        values=tuple(values.tolist()[-60:]),
+        values_t=tuple(times.tolist()[-60:]),
+    )
     if failed > signal.failure_limit:
         return out(
             Verdict.FAIL,

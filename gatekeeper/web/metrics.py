@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, make
 
 from gatekeeper.judge import Judgement
 from gatekeeper.spec import GateSpec
+from gatekeeper.spec.evidence import CountEvidence
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import Direction
 from gatekeeper.spec.status import GateStatus, Phase
@@ -211,16 +212,15 @@ class GateMetrics:
         _state_set(self.signal_verdict, (gate, name), s.verdict.value)
         if s.verdict == Verdict.ERROR:
             self.errors.labels(gate, "signal").inc()
-        ev = s.evidence or {}
-        if _finite(ev.get("e_value")):
-            self.e_value.labels(gate, name).set(ev["e_value"])
-            if _finite(ev.get("threshold")):
-                self.e_threshold.labels(gate, name).set(ev["threshold"])
-        samples = ev.get("samples")
-        if isinstance(samples, dict):
-            for arm in ("canary", "baseline"):
-                if _finite(samples.get(arm)):
-                    self.samples.labels(gate, name, arm).set(samples[arm])
+        ev = s.evidence
+        if isinstance(ev, CountEvidence):
+            if ev.e_value is not None and _finite(ev.e_value):
+                self.e_value.labels(gate, name).set(ev.e_value)
+                if ev.threshold is not None and _finite(ev.threshold):
+                    self.e_threshold.labels(gate, name).set(ev.threshold)
+            if ev.samples is not None:
+                self.samples.labels(gate, name, "canary").set(ev.samples.canary)
+                self.samples.labels(gate, name, "baseline").set(ev.samples.baseline)
         effect = s.effect
         measure = effect.measure if effect is not None else None
         if effect is not None:

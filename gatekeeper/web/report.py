@@ -21,6 +21,7 @@ from typing import Any
 import plotly.graph_objects as go
 
 from gatekeeper.judge import Judgement
+from gatekeeper.spec.evidence import CountEvidence, KayentaEvidence, ThresholdEvidence
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import SignalOutcome
 
@@ -166,7 +167,7 @@ def _signal_section(
         parts.append(_slot(figures, _effect_figure(s, points), f"fig-{i}-effect"))
     parts.append("</div>")
     parts.append(_queries(s))
-    evidence = {k: v for k, v in (s.evidence or {}).items() if k not in _DRAWN}
+    evidence = {k: v for k, v in _evidence(s).items() if k not in _DRAWN}
     if evidence:
         parts.append(
             f"<details><summary>Evidence (raw)</summary><pre>{_e(json.dumps(_clean(evidence), indent=2))}</pre></details>"
@@ -200,11 +201,13 @@ def _numbers_table(s: SignalOutcome) -> str:
                 f"{_num(e.estimate)} [{_num(e.lower)}, {_num(e.upper)}], tolerated {_num(e.limit)}",
             )
         )
-    ev = s.evidence or {}
-    if "e_value" in ev:
-        rows.append(("e-value", f"{_num(ev['e_value'])} (fails at {_num(ev.get('threshold'))})"))
-    if "p_value" in ev:
-        rows.append(("p-value", f"{_num(ev['p_value'])} (fails below {_num(ev.get('threshold'))})"))
+    ev = s.evidence
+    if isinstance(ev, CountEvidence) and ev.e_value is not None:
+        rows.append(("e-value", f"{_num(ev.e_value)} (fails at {_num(ev.threshold)})"))
+    if isinstance(ev, CountEvidence) and ev.p_value is not None:
+        rows.append(("p-value", f"{_num(ev.p_value)} (fails below {_num(ev.threshold)})"))
+    elif isinstance(ev, KayentaEvidence):
+        rows.append(("p-value", f"{_num(ev.p_value)} (fails below {_num(None)})"))
     body = "".join(f"<tr><th scope='row'>{_e(k)}</th><td>{v}</td></tr>" for k, v in rows)
     return f"<table class='facts'>{body}</table>"
 
@@ -284,7 +287,7 @@ def _arms_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) ->
 
 def _series_figure(s: SignalOutcome) -> go.Figure | None:
     """Cumulative bad-event rate per arm at every step of the window, from the per-step counts."""
-    series = (s.evidence or {}).get("series")
+    series = s.evidence.series if isinstance(s.evidence, CountEvidence) else None
     if not isinstance(series, dict) or not series.get("t"):
         return None
     unit = str(series.get("unit", "requests"))
@@ -316,9 +319,11 @@ def _series_figure(s: SignalOutcome) -> go.Figure | None:
 
 def _values_figure(s: SignalOutcome) -> go.Figure | None:
     """A threshold signal's measurements per step against its bound."""
-    ev = s.evidence or {}
-    values = [_finite(v) for v in ev.get("values") or []]
-    times = ev.get("values_t") or []
+    ev = s.evidence
+    if not isinstance(ev, ThresholdEvidence):
+        return None
+    values = [_finite(v) for v in ev.values]
+    times = list(ev.values_t)
     if not any(v is not None for v in values) or len(times) != len(values):
         return None
     fig = go.Figure(go.Scatter(x=[_dt(t) for t in times], y=values, mode="lines+markers", name="canary",
@@ -351,15 +356,15 @@ def _no_numbers(s: SignalOutcome) -> str:
 def _evalue_figure(
     s: SignalOutcome, j: Judgement, points: list[tuple[float, SignalOutcome]]
 ) -> go.Figure | None:
-    ev = s.evidence or {}
-    path = [_finite(x) for x in ev.get("path") or []]
-    threshold = _finite(ev.get("threshold"))
-    if not path and not any("e_value" in (p.evidence or {}) for _, p in points):
+    seq = s.evidence.sequential if isinstance(s.evidence, CountEvidence) else None
+    path = [_finite(x) for x in seq.path] if seq is not None else []
+    threshold = _finite(seq.threshold) if seq is not None else None
+    if not path and not any(_e_value(p) is not None for _, p in points):
         return None
     fig = go.Figure()
     xs: list[dt.datetime] = []
     if path:
-        times = ev.get("path_t") or []
+        times = list(seq.path_t) if seq is not None else []
         if len(times) == len(path):
             xs = [_dt(t) for t in times]
         else:
@@ -373,7 +378,7 @@ def _evalue_figure(
     if points:
         fig.add_trace(
             go.Scatter(
-                x=[_dt(t) for t, _ in points], y=[_positive((p.evidence or {}).get("e_value")) for _, p in points],
+                x=[_dt(t) for t, _ in points], y=[_positive(_e_value(p)) for _, p in points],
                 mode="markers", name="e-value at each look", marker={"color": "#57606a"},
             )
         )  # fmt: skip
@@ -446,6 +451,14 @@ def _arm_key(s: SignalOutcome) -> tuple[str | None, str]:
         if a and "value" in a:
             return "value", "value"
     return None, ""
+
+
+def _evidence(s: SignalOutcome) -> dict[str, Any]:
+    return {} if s.evidence is None else s.evidence.to_dict()
+
+
+def _e_value(s: SignalOutcome) -> float | None:
+    return s.evidence.e_value if isinstance(s.evidence, CountEvidence) else None
 
 
 def _finite(x: Any) -> float | None:
