@@ -256,7 +256,7 @@ class Demo:
         _stop_process(proc, stops)
         for lr in live:
             lr.outcome.sim_seconds = lr.outcome.sim_seconds or self.now() - lr.started
-            lr.outcome.report = self._report(lr.rollout, lr.names)
+            lr.outcome.report = self._report(lr.rollout)
             self.outcomes.append(lr.outcome)
 
     def _route(self, name: str) -> None:
@@ -388,39 +388,31 @@ class Demo:
                 if key in esc:
                     self.console.print(f"   {key}: {esc[key]}", highlight=False)
 
-    def _report(self, r: Rollout, names: Any) -> Path | None:
-        from gatekeeper.evaluation import safe_judgement
-        from gatekeeper.spec import load_gate
-        from gatekeeper.spec.models import TraceSettings
-        from gatekeeper.spec.window import Window
-        from gatekeeper.web.report import write_report
+    def _report(self, r: Rollout) -> Path | None:
+        """The report of the decision that ended the rollout, from its record (the numbers it acted on; the
+        canary that was rolled back has no traffic now, so a window queried today would show nothing)."""
+        from gatekeeper.controller.decision_store import DecisionStore
+        from gatekeeper.ops.decisions import read_decision
+        from gatekeeper.web.decision_report import write_decision_report
 
+        store = DecisionStore(self.api)
         try:
-            gate = load_gate(
-                DEMO_GATE, args={"storefront": names.storefront, "orders": names.orders, "job": names.job}
+            last = next(
+                h for h in reversed((_gate(self.api, r.name).get("status") or {}).get("history") or [])
+                if h.get("action") in ("promote", "revert", "halt", "abort")
+            )  # fmt: skip
+            _wait(
+                f"the record of {r.name}'s {last['action']}",
+                lambda: any(abs(s.time - last["time"]) < 1e-3 for s in store.index(NAMESPACE, r.name)),
+                timeout=20,
             )
-            v = _versions(r.name)
-            traces = (gate.source.traces or TraceSettings()).model_copy(
-                update={"canary_value": v["canary"], "baseline_value": v["baseline"]}
-            )
-            gate = gate.model_copy(update={"source": gate.source.model_copy(update={"traces": traces})})
-            status = _gate(self.api, r.name).get("status") or {}
-            stage = min(int(status.get("stage", 0)), len(gate.stages) - 1)
-            end = self.now() // 30 * 30
-            started = float(status.get("stageStartedAt") or end - 300)
-            window = Window(start=min(started // 30 * 30, end - 60), end=end, step=30)
-            judgement = safe_judgement(
-                gate.model_copy(update={"name": r.name}),
-                window=window,
-                stage=stage,
-                prometheus_url=self.prom.url,
-                stage_started=started,
-                traces=self.traces,
-            )
-            return write_report(self.workdir / f"report-{r.name}.html", gate=gate, judgement=judgement)
+            decision = read_decision(store, namespace=NAMESPACE, name=r.name, at=last["time"])
+            return write_decision_report(self.workdir / f"report-{r.name}.html", decision)
+        except StopIteration:
+            self.console.print(f"   [yellow]no report for {r.name}: it ended without a decision[/]")
         except Exception as e:  # a report is a bonus: say why it is missing, never fail the demo for it
             self.console.print(f"   [yellow]no report for {r.name}: {e}[/]")
-            return None
+        return None
 
     def _summary(self) -> None:
         c = self.console

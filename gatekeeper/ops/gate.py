@@ -53,6 +53,7 @@ class GateView:
     generation: int | None = None
     pending: tuple[OperatorRequest, ...] = ()
     bad_requests: tuple[str, ...] = ()  # request annotations that do not parse
+    uid: str = ""  # the object's UID (its decision records name it)
 
     @classmethod
     def from_resource(cls, obj: dict[str, Any]) -> GateView:
@@ -83,6 +84,7 @@ class GateView:
             generation=meta.get("generation"),
             pending=tuple(pending),
             bad_requests=tuple(str(b) for b in bad),
+            uid=str(meta.get("uid") or ""),
         )
 
     @property

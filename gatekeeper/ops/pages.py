@@ -11,7 +11,7 @@ import yaml
 from gatekeeper.ops.gate import GateView, StageView
 from gatekeeper.spec.status import HistoryEntry, Phase
 
-__all__ = ["GateDetail", "GateRow", "SignalRow", "gate_detail", "gate_rows"]
+__all__ = ["DecisionLink", "GateDetail", "GateRow", "SignalRow", "gate_detail", "gate_rows"]
 
 
 @dataclass(frozen=True)
@@ -43,6 +43,24 @@ class SignalRow:
 
 
 @dataclass(frozen=True)
+class DecisionLink:
+    """A decision listed on a gate page, linked to its report (by its time)."""
+
+    time: float
+    action: str
+    stage: int  # 0-based
+    weight: float
+    verdict: str
+    seq: int = 0  # its number in the Gate's records; 0: known from the history only (no record kept)
+
+    @classmethod
+    def of(cls, stored: Any) -> DecisionLink:
+        """From a record's index entry (`gatekeeper.controller.decision_store.Stored`)."""
+        action = "hold for a human" if stored.human_hold else stored.action
+        return cls(stored.time, action, stored.stage, stored.weight, stored.verdict, stored.seq)
+
+
+@dataclass(frozen=True)
 class GateDetail:
     row: GateRow
     description: str
@@ -58,6 +76,7 @@ class GateDetail:
     window_closed: bool = False  # the current stage is past its rollback window
     side_effects: int = 0  # canary side effects counted in the current stage
     finished: bool = False  # promoted (every stage done)
+    decisions: tuple[DecisionLink, ...] | None = None  # recorded decisions, newest first (None: not read)
 
     def state_of(self, stage: StageView) -> str:
         """done | current | pending, as the progress strip shows it."""
@@ -90,7 +109,7 @@ def _row(view: GateView, *, now: float) -> GateRow:
     )
 
 
-def gate_detail(view: GateView, *, now: float) -> GateDetail:
+def gate_detail(view: GateView, *, now: float, decisions: Iterable[DecisionLink] | None = None) -> GateDetail:
     st = view.status
     last = st.history[-1] if st.history else None
     signals: tuple[SignalRow, ...] = ()
@@ -116,6 +135,7 @@ def gate_detail(view: GateView, *, now: float) -> GateDetail:
         window_closed=bool(st.window_closed),
         side_effects=int(st.side_effects or 0),
         finished=st.phase == Phase.PROMOTED,
+        decisions=tuple(decisions) if decisions is not None else None,
     )
 
 

@@ -23,6 +23,7 @@ from gatekeeper.ops.actions import abort as abort_request
 from gatekeeper.ops.actions import approve as approve_request
 from gatekeeper.ops.errors import GateNotFound, InvalidAction, OperatorError, Unreachable
 from gatekeeper.ops.gate import FINISHED, GateView, resolve_spec
+from gatekeeper.ops.pages import DecisionLink
 from gatekeeper.spec import SpecError
 from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
 from gatekeeper.spec.status import Phase
@@ -221,6 +222,27 @@ class KubernetesGateRepository:
             what=f"abort {namespace}/{name}",
         )
         return self.get_gate(namespace=namespace, name=name)
+
+    def decisions(self, *, namespace: str, name: str, uid: str = "") -> list[DecisionLink]:
+        """The Gate's recorded decisions, newest first (`gatekeeper.controller.decision_store`)."""
+        from gatekeeper.ops.decisions import list_decisions
+
+        stored = list_decisions(self._store(), namespace=namespace, name=name, uid=uid or None)
+        return [DecisionLink.of(s) for s in reversed(stored)]
+
+    def decision(self, *, namespace: str, name: str, at: float, uid: str = "") -> Any:
+        """The recorded decision made at ``at`` (a `RecordedDecision`), or None when none is kept."""
+        from gatekeeper.ops.decisions import DecisionNotFound, read_decision
+
+        try:
+            return read_decision(self._store(), namespace=namespace, name=name, at=at, uid=uid or None)
+        except DecisionNotFound:
+            return None
+
+    def _store(self) -> Any:
+        from gatekeeper.controller.decision_store import DecisionStore
+
+        return DecisionStore(self._client, timeout=self._timeout)
 
     def _call(self, fn: Any, *, what: str) -> Any:
         from kubernetes.client.exceptions import ApiException

@@ -194,7 +194,8 @@ class _Pages:
             return HTMLResponse(self._message("Unavailable", str(e), request), status_code=503)
         notice = request.query_params.get("done", "")
         failed = request.query_params.get("failed", "")
-        detail = gate_detail(record, now=self.clock())
+        links = await run_in_threadpool(self._decision_links, record)
+        detail = gate_detail(record, now=self.clock(), decisions=links)
         if request.query_params.get("fragment") == "live":
             live = dashboard.render_live_detail(detail, root=_root(request))
             return HTMLResponse(live, headers=_NO_STORE)
@@ -208,9 +209,9 @@ class _Pages:
         return HTMLResponse(html)
 
     async def decision(self, request: Request) -> HTMLResponse:
-        """The report of one recorded decision (the look whose history entry is at `at`). Decisions are
-        rendered from what the repository recorded (`decision_report`, when it offers one); without a recorded
-        report the page says so and shows the history entry it has, never a recomputation."""
+        """The report of one decision (made at `at`), drawn from its record: the numbers of the look that made
+        it, never a recomputation. A decision the history names but whose record is gone (only the newest are
+        kept) shows its history entry and says so."""
         ns, name, at = (request.path_params[k] for k in ("namespace", "name", "at"))
         try:
             when = float(at)
@@ -221,17 +222,34 @@ class _Pages:
             return HTMLResponse(self._message("Not found", str(e), request), status_code=404)
         except Unreachable as e:
             return HTMLResponse(self._message("Unavailable", str(e), request), status_code=503)
+        reader = getattr(self.repository, "decision", None)
+        if reader is not None:
+            try:
+                found = await run_in_threadpool(reader, namespace=ns, name=name, at=when, uid=record.uid)
+            except (Unreachable, Refused) as e:
+                return HTMLResponse(self._message("Unavailable", str(e), request), status_code=503)
+            if found is not None:
+                from gatekeeper.web.decision_report import render_decision_report
+
+                back = f"{_root(request)}/gates/{quote(ns, safe='')}/{quote(name, safe='')}"
+                html = await run_in_threadpool(render_decision_report, found, back=back)
+                return HTMLResponse(html, headers={"content-security-policy": _report_policy(html)})
         entry = next((h for h in record.status.history if abs(h.time - when) < 0.001), None)
         if entry is None:
             message = f"{ns}/{name} has no decision recorded at {at}: it may have left the bounded history"
             return HTMLResponse(self._message("Not found", message, request), status_code=404)
-        reporter = getattr(self.repository, "decision_report", None)
-        if reporter is not None:
-            html = await run_in_threadpool(reporter, namespace=ns, name=name, at=entry.time)
-            if html:
-                return HTMLResponse(html)
         page = dashboard.render_decision(record.namespace, record.name, entry, root=_root(request))
         return HTMLResponse(page)
+
+    def _decision_links(self, record: Any) -> Any:
+        """The recorded decisions of a gate, when the repository keeps them (else None: the history's)."""
+        reader = getattr(self.repository, "decisions", None)
+        if reader is None:
+            return None
+        try:
+            return reader(namespace=record.namespace, name=record.name, uid=record.uid)
+        except (Unreachable, Refused):  # the page still shows what the history names
+            return None
 
     async def act(self, request: Request) -> Response:
         ns, name, action = (request.path_params[k] for k in ("namespace", "name", "action"))
@@ -319,6 +337,23 @@ def _back(request: Request, ns: str, name: str, **query: str) -> RedirectRespons
     q = "&".join(f"{k}={quote(v)}" for k, v in query.items())
     url = f"{_root(request)}/gates/{quote(ns, safe='')}/{quote(name, safe='')}?{q}"
     return RedirectResponse(url, status_code=303)
+
+
+def _report_policy(page: str) -> str:
+    """The report is one self-contained page with inline scripts (plotly): allow exactly those, by hash."""
+    import base64
+    import hashlib
+    import re
+
+    hashes = {
+        "'sha256-" + base64.b64encode(hashlib.sha256(m.encode()).digest()).decode() + "'"
+        for m in re.findall(r"<script[^>]*>(.*?)</script>", page, flags=re.S)
+    }
+    scripts = " ".join(sorted(hashes)) or "'none'"
+    return (
+        f"default-src 'none'; script-src {scripts}; style-src 'unsafe-inline'; "
+        "img-src data:; font-src data:; form-action 'none'; frame-ancestors 'none'; base-uri 'none'"
+    )
 
 
 def _root(request: Request) -> str:

@@ -25,7 +25,7 @@ from gatekeeper.spec.evidence import CountEvidence, KayentaEvidence, ThresholdEv
 from gatekeeper.spec.models import GateSpec
 from gatekeeper.spec.outcome import SignalOutcome
 
-__all__ = ["VERDICT_COLOURS", "render_report", "write_report"]
+__all__ = ["VERDICT_COLOURS", "page", "render_report", "write_report"]
 
 #: Verdict colours with at least 4.5:1 contrast against white text (WCAG AA), shared with the dashboard.
 VERDICT_COLOURS = {
@@ -49,10 +49,19 @@ def write_report(
     return target
 
 
-def render_report(*, gate: GateSpec, judgement: Judgement, timeline: Any | None = None) -> str:
+def render_report(
+    *,
+    gate: GateSpec | None,
+    judgement: Judgement,
+    timeline: Any | None = None,
+    lead: str = "",
+    title: str = "",
+) -> str:
+    """The report page. ``gate``: the spec the judgement was made with (None: unknown, e.g. a recorded
+    decision whose spec was not kept); ``lead``: HTML placed before the facts (a recorded decision's own)."""
     figures = _Figures()
     looks = list(timeline.looks) if timeline is not None else []
-    parts = [_header(gate, judgement, timeline)]
+    parts = [lead, _header(gate, judgement, timeline)] if lead else [_header(gate, judgement, timeline)]
     if looks:
         parts.append('<section aria-labelledby="timeline"><h2 id="timeline">Stage and verdict timeline</h2>')
         parts.append(figures.add(_timeline_figure(looks), "fig-timeline"))
@@ -61,7 +70,12 @@ def render_report(*, gate: GateSpec, judgement: Judgement, timeline: Any | None 
     for i, s in enumerate(judgement.signals):
         parts.append(_signal_section(i, s, judgement, gate, looks, figures))
     body = "\n".join(parts)
-    title = f"gatekeeper evidence: {judgement.gate} — {judgement.verdict.value}"
+    title = title or f"gatekeeper evidence: {judgement.gate} — {judgement.verdict.value}"
+    return page(title, body)
+
+
+def page(title: str, body: str) -> str:
+    """A whole report page around ``body`` (HTML, already escaped)."""
     return _PAGE.format(title=_e(title), css=_CSS, body=body)
 
 
@@ -89,14 +103,17 @@ class _Figures:
 # --- header and tables ---------------------------------------------------------------------------------------
 
 
-def _header(gate: GateSpec, j: Judgement, timeline: Any | None) -> str:
+def _header(gate: GateSpec | None, j: Judgement, timeline: Any | None) -> str:
     w = j.window
     rows = [
         ("verdict", _badge(j.verdict.value)),
         ("reason", _e(j.reason)),
         ("window", f"{_ts(w.get('start'))} → {_ts(w.get('end'))} (step {w.get('step', 0):g}s)"),
-        ("stage", f"{j.stage + 1} of {len(gate.stages)} (canary weight {_num(j.weight)}%)"),
-        ("mode", _e(f"{j.mode}, alpha {gate.alpha:g} over {len(gate.signals)} signals")),
+        ("stage", f"{j.stage + 1}{_of(gate)} (canary weight {_num(j.weight)}%)"),
+        (
+            "mode",
+            _e(f"{j.mode}" + (f", alpha {gate.alpha:g} over {len(gate.signals)} signals" if gate else "")),
+        ),
     ]
     if j.owners:
         rows.append(("owners", _e(", ".join(j.owners))))
@@ -120,10 +137,14 @@ def _header(gate: GateSpec, j: Judgement, timeline: Any | None) -> str:
         )
         rows.append(("canary side effects", _e(se)))
     table = "".join(f"<tr><th scope='row'>{k}</th><td>{v}</td></tr>" for k, v in rows)
-    desc = f"<p>{_e(gate.description)}</p>" if gate.description else ""
+    desc = f"<p>{_e(gate.description)}</p>" if gate is not None and gate.description else ""
     return (
         f"<header><h1>Gate <code>{_e(j.gate)}</code></h1>{desc}<table class='facts'>{table}</table></header>"
     )
+
+
+def _of(gate: GateSpec | None) -> str:
+    return f" of {len(gate.stages)}" if gate is not None else ""
 
 
 def _looks_table(looks: list[Any]) -> str:
@@ -143,11 +164,11 @@ def _looks_table(looks: list[Any]) -> str:
 
 
 def _signal_section(
-    i: int, s: SignalOutcome, j: Judgement, gate: GateSpec, looks: list[Any], figures: _Figures
+    i: int, s: SignalOutcome, j: Judgement, gate: GateSpec | None, looks: list[Any], figures: _Figures
 ) -> str:
     tags = " (critical)" if s.critical else ""
     tags += " (dry run: shown, not voting)" if s.dry_run else ""
-    spec = next((x for x in gate.signals if x.name == s.name), None)
+    spec = next((x for x in gate.signals if x.name == s.name), None) if gate is not None else None
     parts = [
         f'<section aria-labelledby="sig-{i}"><h2 id="sig-{i}">Signal <code>{_e(s.name)}</code>{_e(tags)} '
         f"{_badge(s.verdict.value)}</h2>",
@@ -272,7 +293,7 @@ def _arms_figure(s: SignalOutcome, points: list[tuple[float, SignalOutcome]]) ->
         if _drawn(fig):
             fig.update_layout(title=f"Canary vs baseline {label} (stage so far)", yaxis_title=label)
             return fig
-    steps = _series_figure(s) or _values_figure(s)
+    steps = _series_figure(s) or _values_figure(s) or _ages_figure(s)
     if steps is not None:
         return steps
     values = [_finite((getattr(s, arm) or {}).get(key)) for arm in _ARM_COLOURS] if key else []
@@ -304,11 +325,13 @@ def _series_figure(s: SignalOutcome) -> go.Figure | None:
             ys.append(e_sum / n_sum if n_sum > 0 else None)
             text.append(f"{e_sum:g} of {n_sum:g} {unit}")
         fig.add_trace(
-            go.Scatter(x=xs, y=ys, mode="lines", name=arm, line={"color": colour}, text=text,
+            go.Scatter(x=xs, y=ys, mode=_mode(len(xs)), name=arm, line={"color": colour}, text=text,
                        hovertemplate="%{x}<br>" + arm + ": %{y:.4g} (%{text})<extra></extra>")
         )  # fmt: skip
     if not _drawn(fig):
         return None
+    if len(xs) == 1:  # one step: a range around it, not a millisecond axis
+        fig.update_xaxes(range=_span(xs, step=60.0))
     every = f", {series.get('bucket')} steps per point" if series.get("bucket", 1) > 1 else ""
     fig.update_layout(
         title=f"Canary vs baseline: cumulative rate per {unit[:-1] if unit.endswith('s') else unit}{every}",
@@ -326,14 +349,28 @@ def _values_figure(s: SignalOutcome) -> go.Figure | None:
     times = list(ev.values_t)
     if not any(v is not None for v in values) or len(times) != len(values):
         return None
-    fig = go.Figure(go.Scatter(x=[_dt(t) for t in times], y=values, mode="lines+markers", name="canary",
+    fig = go.Figure(go.Scatter(x=[_dt(t) for t in times], y=values, mode=_mode(len(values)), name="canary",
                                line={"color": _ARM_COLOURS["canary"]}))  # fmt: skip
     base = _finite((s.baseline or {}).get("value"))
     if base is not None:
-        fig.add_trace(go.Scatter(x=[_dt(times[0]), _dt(times[-1])], y=[base, base], mode="lines",
+        ends = _span([_dt(times[0]), _dt(times[-1])], step=60.0)
+        fig.add_trace(go.Scatter(x=ends, y=[base, base], mode="lines",
                                  name="baseline (at the window end)", line={"color": _ARM_COLOURS["baseline"]}))  # fmt: skip
     fig.update_layout(title="Canary value per step", yaxis_title="value")
     return fig
+
+
+def _mode(points: int) -> str:
+    """Lines, with markers while there are few points (a single point has no line to draw)."""
+    return "lines+markers" if points <= 40 else "lines"
+
+
+def _span(xs: list[dt.datetime], *, step: float) -> list[dt.datetime]:
+    """The time range for reference lines; a single instant is widened by half a step each way."""
+    if xs and xs[0] == xs[-1]:
+        half = dt.timedelta(seconds=max(step, 1.0) / 2)
+        return [xs[0] - half, xs[0] + half]
+    return xs
 
 
 def _drawn(fig: go.Figure) -> bool:
@@ -341,16 +378,39 @@ def _drawn(fig: go.Figure) -> bool:
     return any(any(_finite(y) is not None for y in (t.y or ())) for t in fig.data)
 
 
+def _ages_figure(s: SignalOutcome) -> go.Figure | None:
+    """A health signal: the age of each required series' newest sample, per arm (markers: 0 s is data)."""
+    arms = {arm: (getattr(s, arm) or {}).get("age_seconds") for arm in _ARM_COLOURS}
+    if not any(isinstance(a, dict) and a for a in arms.values()):
+        return None
+    fig = go.Figure()
+    for arm, colour in _ARM_COLOURS.items():
+        ages = arms[arm] if isinstance(arms[arm], dict) else {}
+        fig.add_trace(go.Scatter(x=list(ages), y=[_finite(v) for v in ages.values()], mode="markers",
+                                 name=arm, marker={"color": colour, "size": 11}))  # fmt: skip
+    if not _drawn(fig):
+        return None
+    fig.update_layout(title="Age of each required series' newest sample", yaxis_title="seconds")
+    fig.update_yaxes(rangemode="tozero")
+    return fig
+
+
 def _no_numbers(s: SignalOutcome) -> str:
-    """Why a signal has nothing to draw, in words."""
+    """Why a signal has nothing to draw, in words (plain text: the caller escapes it)."""
     if s.verdict.value in ("nodata", "error") or not (s.canary or s.baseline):
         return s.reason or "the signal produced no numbers"
     shown = "; ".join(
-        f"{arm}: " + ", ".join(f"{k} {_num(v)}" for k, v in (getattr(s, arm) or {}).items())
-        for arm in ("canary", "baseline")
-        if getattr(s, arm)
+        f"{arm}: {_plain(getattr(s, arm))}" for arm in ("canary", "baseline") if getattr(s, arm)
     )
     return f"this {s.kind} signal has no rates or values to compare ({shown})"
+
+
+def _plain(x: Any) -> str:
+    if isinstance(x, dict):
+        return ", ".join(f"{k} {_plain(v)}" for k, v in x.items())
+    if isinstance(x, float):
+        return f"{x:.4g}"
+    return str(x)
 
 
 def _evalue_figure(
@@ -372,7 +432,7 @@ def _evalue_figure(
             xs = [_dt(end - step * (len(path) - 1 - k)) for k in range(len(path))]
         fig.add_trace(
             go.Scatter(
-                x=xs, y=[_positive(v) for v in path], mode="lines", name="e-value per step (last look)"
+                x=xs, y=[_positive(v) for v in path], mode=_mode(len(xs)), name="e-value per step (last look)"
             )
         )
     if points:
@@ -383,7 +443,7 @@ def _evalue_figure(
             )
         )  # fmt: skip
     # reference lines as traces: shapes on a log axis take log10 coordinates, traces take data values
-    span = sorted([*xs, *(_dt(t) for t, _ in points)])
+    span = _span(sorted([*xs, *(_dt(t) for t, _ in points)]), step=j.window.get("step", 60.0))
     if threshold and span:
         fig.add_trace(go.Scatter(x=[span[0], span[-1]], y=[threshold, threshold], mode="lines",
                                  name=f"threshold {threshold:.3g} (= 1/alpha): fail",

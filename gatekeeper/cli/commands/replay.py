@@ -60,14 +60,28 @@ def replay(
     else:
         _table(result)
     if report:
-        from gatekeeper.web.report import write_report
-
-        if result.last is None:
-            err.print("no look could be made in the range: no report written", highlight=False)
-        else:
-            write_report(report, gate=gate, judgement=result.last, timeline=result)
-            err.print(f"report written to {report}", highlight=False)
+        _write_report(report, gate, result)
     raise typer.Exit(exit_code_for(result.verdict))
+
+
+def _write_report(path: str, gate: Any, result: Any) -> None:
+    """The report of the replay's last decision, drawn from its record as the controller would store it
+    (`gatekeeper report` draws recorded ones the same way), with the timeline; without a decision, the last
+    look's judgement."""
+    from gatekeeper.ops.decisions import describe, replay_decisions
+    from gatekeeper.web.decision_report import write_decision_report
+    from gatekeeper.web.report import write_report
+
+    if result.last is None:
+        err.print("no look could be made in the range: no report written", highlight=False)
+        return
+    decisions = replay_decisions(gate, result.looks)
+    if decisions:
+        write_decision_report(path, decisions[-1], timeline=result)
+        err.print(f"report of the decision {describe(decisions[-1])} written to {path}", highlight=False)
+    else:
+        write_report(path, gate=gate, judgement=result.last, timeline=result)
+        err.print(f"no decision in the range; report of the last look written to {path}", highlight=False)
 
 
 class _progress:

@@ -18,7 +18,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
-from gatekeeper.ops.pages import GateDetail, GateRow
+from gatekeeper.ops.pages import DecisionLink, GateDetail, GateRow
 
 __all__ = [
     "STATIC_DIR",
@@ -148,8 +148,9 @@ def render_decision(namespace: str, name: str, h: Any, *, root: str = "") -> str
         f"<p><a href='{_e(base)}'>Back to {_e(namespace)}/{_e(name)}</a></p>"
         f"<h1>Decision: {_e(h.action)} at stage {h.stage + 1} ({h.weight:g}%)</h1>"
         f"<p>{_ts(h.time)} UTC · {badge(h.verdict)} · {_e(h.reason)}</p>"
-        "<p class='notice'>This is the entry the controller recorded for the decision. The full evidence report "
-        "of a recorded decision appears here once the controller stores it.</p>"
+        "<p class='notice'>No evidence record is kept for this decision (only the newest decisions are kept, and "
+        "a controller stopped right after deciding may not have stored one): this is its entry in the Gate's "
+        "history.</p>"
         "<table><thead><tr><th scope='col'>signal</th><th scope='col'>verdict</th>"
         f"<th scope='col'>recorded evidence</th></tr></thead><tbody>{rows}</tbody></table>"
     )
@@ -375,16 +376,24 @@ _DECISIONS = ("advance", "revert", "halt", "promote", "await-approval", "abort")
 
 
 def _decisions(d: GateDetail, root: str) -> str:
-    """Every recorded decision (a look that acted), newest first, each with a link to its report."""
-    acted = [h for h in d.history if h.action in _DECISIONS]
+    """Every decision (a look that acted), newest first, each linked to its report: the recorded ones when
+    the repository keeps records, else those the bounded history still names."""
+    if d.decisions is not None:
+        acted = list(d.decisions)
+    else:
+        acted = [
+            DecisionLink(h.time, h.action, h.stage, h.weight, h.verdict)
+            for h in d.history
+            if h.action in _DECISIONS
+        ]
     if not acted:
         return (
             "<h2 id='decisions'>Decisions</h2><p class='muted'>No decision yet: no look has acted so far.</p>"
         )
     base = _gate_url(root, d.row)
     items = "".join(
-        f"<li><a href='{_e(base)}/decisions/{h.time:.3f}'>{_e(h.action)} (stage {h.stage + 1}, "
-        f"{h.weight:g}%)</a> <span class='muted'>{_ts(h.time)} UTC</span> {badge(h.verdict)}</li>"
+        f"<li><a href='{_e(base)}/decisions/{h.time:.3f}'>{'#' + str(h.seq) + ' ' if h.seq else ''}{_e(h.action)} "
+        f"(stage {h.stage + 1}, {h.weight:g}%)</a> <span class='muted'>{_ts(h.time)} UTC</span> {badge(h.verdict)}</li>"
         for h in acted
     )
     return f"<h2 id='decisions'>Decisions</h2><ul class='decisions'>{items}</ul>"
