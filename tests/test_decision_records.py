@@ -302,3 +302,27 @@ def test_a_long_gate_name_gets_a_valid_configmap_name() -> None:
     name = "g" * 250
     cm = configmap_name(name)
     assert len(cm) <= 253 and cm != configmap_name("g" * 249) and cm.startswith("gatekeeper-decisions-")
+
+
+def test_an_outage_that_holds_for_a_human_is_recorded_with_the_looks_missing_evidence(
+    crd, kube_admin, kube_namespace, dead_prometheus_url
+):  # type: ignore[no-untyped-def]
+    ns = kube_namespace
+    httproute(kube_admin, ns)
+    create_gate(kube_admin, ns, gate_body("web", service="nobody", outageBudget="1m"))
+    import time
+
+    with controller_in_process(
+        kube_admin, namespace=ns, origin=time.time() - 3600, prometheus_url=dead_prometheus_url
+    ):
+        status = wait_for("the hold", settled(kube_admin, ns, "web", "Paused"), timeout=60)
+        store = DecisionStore(kube_admin)
+        wait_for("its record", lambda: store.index(ns, "web"), timeout=20)
+    (stored,) = store.index(ns, "web")  # the routine holds before the budget ran out recorded nothing
+    assert stored.human_hold and stored.action == "hold" and stored.phase == "Paused"
+    _, record = store.read(ns, "web")  # type: ignore[misc]
+    assert "held for a human" in status["reason"] and record["reason"] == next(
+        h["reason"] for h in status["history"] if h["time"] == record["time"]
+    )
+    (sig,) = record["judgement"]["signals"]
+    assert sig["verdict"] == "error" and "127.0.0.1" in sig["reason"]  # what the look could not reach

@@ -23,7 +23,7 @@ from gatekeeper.controller.kube import parse_gate
 from gatekeeper.judge import Judgement
 from gatekeeper.ops.errors import InvalidAction, Refused, Unreachable
 from gatekeeper.spec import GateSpec, SpecError
-from gatekeeper.spec.crd import spec_hash
+from gatekeeper.spec.fingerprint import spec_hash
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.status import GateStatus
 
