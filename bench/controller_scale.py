@@ -279,7 +279,7 @@ def reference_look(url: str, interval: float, repeat: int = 30) -> dict[str, flo
     times = []
     for k in range(repeat):
         t = time.perf_counter()
-        looker.look(spec, state, now=now + k)
+        looker.judge(spec, state, now=now + k)
         times.append(time.perf_counter() - t)
     times.sort()
     return {"median": statistics.median(times), "p99": times[min(len(times) - 1, int(0.99 * len(times)))]}

@@ -1,6 +1,6 @@
 """Detection benchmark (issue 4 item 7): canary requests until FAIL, and false alarms in A/A.
 
-Scenario (STATISTICS.md §6): baseline error rate 1 %, canary 1.5 / 2 / 3 / 5 %, canary shares 5 / 10 / 50 %
+Scenario (docs/statistics.md §6): baseline error rate 1 %, canary 1.5 / 2 / 3 / 5 %, canary shares 5 / 10 / 50 %
 of 2,000 requests a minute, one look a minute, α = 0.01. Methods:
 
   (a) gatekeeper: the "which arm" grid-mixture e-process of gatekeeper.stats.sequential (same arithmetic,

@@ -94,11 +94,11 @@ def main() -> None:
                 sources.clear()
                 looker = Looker(prometheus_url=prom.url, source_factory=factory)
                 for k in range(20):  # warm connections and caches
-                    looker.look(specs[name][k % args.services], state, now=now)
+                    looker.judge(specs[name][k % args.services], state, now=now)
                 sources["current"].calls = 0
                 c0 = time.process_time()
                 for k in range(args.looks):
-                    looker.look(specs[name][k % args.services], state, now=now + k * 0.01)
+                    looker.judge(specs[name][k % args.services], state, now=now + k * 0.01)
                 samples[name].append(1000 * (time.process_time() - c0) / args.looks)
                 queries[name] = sources["current"].calls / args.looks
     for name in variants:

@@ -17,7 +17,7 @@ import pytest
 
 from gatekeeper.evaluation import judge_gate
 from gatekeeper.judge import Judgement
-from gatekeeper.signals import EvalContext, evaluate_signal
+from gatekeeper.signals import EvalContext, measure_signal
 from gatekeeper.sim.prometheus import PrometheusServer
 from gatekeeper.sim.remote_write import RemoteWriteClient
 from gatekeeper.sim.shop import Behavior, Shop, ShopNames, SimClock, Traffic, otlp_exporter_factory
@@ -201,6 +201,6 @@ def test_spans_the_sdk_drops_under_a_burst_make_the_invariant_nodata_not_a_false
         traces=store,
         stage_started=start,
     )
-    out = evaluate_signal(signal, ctx)
+    out = measure_signal(signal, ctx)
     assert out.verdict == Verdict.NODATA, out.reason
     assert "dropped or lost" in out.reason and "root never arrived" in out.reason

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.signals import EvalContext, evaluate_signal
-from gatekeeper.signals.invariant import evaluate
+from gatekeeper.signals import EvalContext, measure_signal
+from gatekeeper.signals.invariant import measure
 from gatekeeper.sim.shop import SimClock
 from gatekeeper.sources.traces import StoreLimits, TraceStore
 from gatekeeper.spec import Verdict, load_gate
@@ -76,7 +76,7 @@ def test_a_canary_with_ten_times_the_partial_checkouts_fails_naming_example_trac
     feed(store, version="canary", traces=1000, violate_every=10)
     feed(store, version="baseline", traces=1000, violate_every=100, first=10_000)
     done(clock)
-    out = evaluate_signal(SIGNAL, context(store))  # dispatched by kind, as the judge does
+    out = measure_signal(SIGNAL, context(store))  # dispatched by kind, as the judge does
     assert out.verdict == Verdict.FAIL, out.reason
     assert out.canary["events"] == 100 and out.canary["traces"] == 1000
     assert out.baseline["events"] == 10
@@ -89,13 +89,13 @@ def test_equal_partial_checkout_rates_pass(store, clock):
     feed(store, version="canary", traces=2000, violate_every=10)
     feed(store, version="baseline", traces=2000, violate_every=10, first=10_000)
     done(clock)
-    out = evaluate(SIGNAL, context(store))
+    out = measure(SIGNAL, context(store))
     assert out.verdict == Verdict.PASS, out.reason
     assert out.effect is not None and out.effect.upper < 2.0
 
 
 def test_no_trace_source_is_nodata(store):
-    out = evaluate(SIGNAL, context(None))
+    out = measure(SIGNAL, context(None))
     assert out.verdict == Verdict.NODATA and "no trace source" in out.reason
 
 
@@ -106,7 +106,7 @@ def test_spans_dropped_in_the_window_make_it_nodata_not_a_verdict(clock):
         store, version="baseline", traces=400, violate_every=100, first=10_000
     )  # and all of these are refused
     done(clock)
-    out = evaluate(SIGNAL, context(store))
+    out = measure(SIGNAL, context(store))
     assert out.verdict == Verdict.NODATA
     # 450 traces of 3 spans + 50 of 2 (no order) for the canary; 396 x 3 + 4 x 2 for the baseline
     assert "1450 canary and 1196 baseline spans were dropped" in out.reason and "biased" in out.reason
@@ -116,7 +116,7 @@ def test_a_canary_whose_spans_stop_while_the_baseline_continues_is_dark(store, c
     feed(store, version="canary", traces=300, violate_every=0, spacing=1.0)  # spans end 5 minutes in
     feed(store, version="baseline", traces=1000, violate_every=0, first=10_000)
     done(clock)
-    out = evaluate(SIGNAL, context(store))
+    out = measure(SIGNAL, context(store))
     assert out.verdict == Verdict.NODATA
     assert (
         "canary (service.version=canary) stopped sending spans" in out.reason
@@ -127,14 +127,14 @@ def test_a_canary_whose_spans_stop_while_the_baseline_continues_is_dark(store, c
 def test_a_canary_that_never_sent_a_span_is_dark(store, clock):
     feed(store, version="baseline", traces=100, violate_every=0, first=10_000)
     done(clock)
-    out = evaluate(SIGNAL, context(store))
+    out = measure(SIGNAL, context(store))
     assert out.verdict == Verdict.NODATA and "canary (service.version=canary) never sent a span" in out.reason
 
 
 def test_traces_not_yet_complete_are_not_counted_so_the_arm_has_nothing_checked(store, clock):
     feed(store, version="canary", traces=100, violate_every=0)
     feed(store, version="baseline", traces=100, violate_every=0, first=10_000)
-    out = evaluate(SIGNAL, context(store))  # the clock has not moved: every trace still open
+    out = measure(SIGNAL, context(store))  # the clock has not moved: every trace still open
     assert out.verdict == Verdict.NODATA and "no canary traces" in out.reason
 
 
@@ -143,5 +143,5 @@ def test_traces_the_rule_does_not_apply_to_give_nodata_not_pass(store, clock):
         spans = [s for n in range(50) for s in checkout(first + n + 1, t=START + 5 * n, capture=None)]
         store.ingest(request(spans, version=version))
     done(clock)
-    out = evaluate(SIGNAL, context(store))
+    out = measure(SIGNAL, context(store))
     assert out.verdict == Verdict.NODATA and "the rule applied to" in out.reason

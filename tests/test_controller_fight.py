@@ -18,7 +18,7 @@ from kubernetes import client
 
 from gatekeeper.controller.fights import guard
 from gatekeeper.controller.machine import Announce, Route
-from gatekeeper.routing.engine import changed_by
+from gatekeeper.routing.kube_router import changed_by
 from gatekeeper.sim.scenario import ArmProfile
 from gatekeeper.spec.status import GateStatus, Phase, RouteContest
 from tests.controller_support import (

@@ -235,7 +235,7 @@ def test_two_intakes_summed_in_prometheus_equal_the_ground_truth_and_split_trace
             "stages": [{"weight": 5, "minDuration": "1m"}],
             "signals": [SIGNAL],
         })  # fmt: skip
-        judgement = Looker().look(gate, GateStatus(stage_started_at=started), now=end)
+        judgement = Looker().judge(gate, GateStatus(stage_started_at=started), now=end)
         (outcome,) = [o for o in judgement.signals if o.name == "partial-checkout"]
         splits = {v: e[2] for v, e in expected.items()}
         assert outcome.verdict.value == "nodata", (

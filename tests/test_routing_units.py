@@ -23,7 +23,7 @@ from gatekeeper.routing import (
     make_router,
 )
 from gatekeeper.routing.base import KINDS, check_weight, parse_kind
-from gatekeeper.routing.engine import KubeRouter
+from gatekeeper.routing.kube_router import KubeRouter
 from gatekeeper.routing.nginx import NginxRouter
 from gatekeeper.routing.nop import NopRouter
 

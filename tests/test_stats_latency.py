@@ -2,7 +2,7 @@
 
 Sources:
 - Howard & Ramdas (2022), Bernoulli 28(3), Theorem 2 (A = 0.85; C ≈ 8.123 / 9.284 / 10.943 at α = 0.05 / 0.01 /
-  0.001 as listed in STATISTICS.md §3) and gostevehoward/confseq's C++ unit test
+  0.001, solved from the theorem's error bound) and gostevehoward/confseq's C++ unit test
   `EXPECT_NEAR(empirical_process_lil_bound(1000, .05, 100, 0.85), 0.08204769, 1e-5)`.
 - Time-uniform coverage checked by a seeded simulation (every look counts).
 """

@@ -1,7 +1,7 @@
 """The "which arm" e-process for count signals: closed forms, exact agreement, invariants and an A/A check.
 
 Sources:
-- STATISTICS.md §2 Beta-binomial closed form vs direct numeric integration (scipy.integrate.quad).
+- The Beta-binomial closed form (Lindon & Malek 2022 §3; docs/statistics.md §8) vs direct numeric integration (scipy.integrate.quad).
 - Likelihood ratios recomputed from scipy.stats.binom.pmf (the conditional binomial law of Lindon & Malek 2022).
 - Wald's approximation E[N] ≈ log(1/α)/KL with KL from scipy.stats.entropy (planning).
 - Ville's inequality: a seeded A/A simulation over stages 1% → 5% → 25% → 50% must false-alarm in at most α.
@@ -190,7 +190,7 @@ def test_planning_matches_walds_approximation_for_a_single_alternative():
     assert requests_to_detect(
         baseline_rate=p, canary_share=rho, ratio=ratio, alpha=alpha, grid=[1.5], weights=[1.0]
     ) == pytest.approx(wald, rel=1e-12)
-    # STATISTICS.md §6: the two-sample oracle with β = 0.05 needs ≈ 8,300 canary requests here
+    # docs/statistics.md §6 (bench/detection.py's oracle): the two-sample oracle with β = 0.05 needs ≈ 8,300 canary requests here
     assert wald * ((0.95 * math.log(95) + 0.05 * math.log(0.05 / 0.99)) / math.log(100)) == pytest.approx(
         8300, rel=0.01
     )

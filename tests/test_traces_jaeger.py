@@ -17,7 +17,7 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, set_span_in_context
 
 from gatekeeper.signals import EvalContext
-from gatekeeper.signals.invariant import evaluate
+from gatekeeper.signals.invariant import measure
 from gatekeeper.sources.base import SourceUnavailable
 from gatekeeper.sources.traces.jaeger import JaegerTraceSource
 from gatekeeper.sources.traces.select import TraceSources
@@ -106,11 +106,11 @@ def test_the_invariant_signal_fails_the_leaky_canary_from_jaeger_naming_example_
         gate=gate, metrics=None, window=Window(start, start + 60, 10), stage=gate.stages[-1],  # type: ignore[arg-type]
         alpha=0.005, traces=source, stage_started=start,
     )  # fmt: skip
-    out = evaluate(SIGNAL, ctx)
+    out = measure(SIGNAL, ctx)
     # three rootless canary traces: the window's evidence is incomplete, so no verdict (the intake's reason)
     assert out.verdict == Verdict.NODATA and "dropped or lost" in out.reason
     later = Window(start + 10, start + 60, 10)  # the rootless traces started in the first 10 s
-    out = evaluate(SIGNAL, dataclasses.replace(ctx, window=later))
+    out = measure(SIGNAL, dataclasses.replace(ctx, window=later))
     assert out.verdict == Verdict.FAIL, out.reason
     shown = out.reason.split("example canary traces: ")[1]
     assert shown.split(",")[0].strip() in truth["canary"]["violating"]

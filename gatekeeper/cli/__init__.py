@@ -5,3 +5,5 @@ or usage, 3 not decided (inconclusive, nodata, error).
 
 Must not: hold decision logic; it parses, calls an operation, renders.
 """
+
+__all__: list[str] = []

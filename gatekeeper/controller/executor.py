@@ -177,8 +177,9 @@ class Executor:
         self.webhooks: HookCaller = webhooks or HttpHooks()
 
     # -- entry points ---------------------------------------------------------------------------------------
-    def look(self, obj: dict[str, Any], gate: GateSpec, judgement: Judgement | None) -> Outcome:
-        """Decide on one look and act; on a lost race re-read the Gate and decide again (bounded)."""
+    def act(self, obj: dict[str, Any], gate: GateSpec, judgement: Judgement | None) -> Outcome:
+        """Decide on one look's judgement (None: no look, e.g. an intent to resume) and act on it; on a lost
+        race re-read the Gate and decide again (bounded)."""
         policy = Policy.from_gate(gate)
         answers: dict[str, HookAnswer] = {}
         ref = GateRef.of(obj)

@@ -17,8 +17,8 @@ reading comes in as arguments; the executor reads the route and performs the act
 
 from __future__ import annotations
 
+from gatekeeper.controller.bookkeeping import conditions_for, push_history
 from gatekeeper.controller.machine import Action, Announce, Route
-from gatekeeper.controller.record import conditions_for, push_history
 from gatekeeper.spec.status import GateStatus, Intent, Phase, RouteContest
 
 __all__ = ["GUARDED", "guard"]

@@ -23,8 +23,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from gatekeeper.controller.bookkeeping import rfc3339
 from gatekeeper.controller.machine import Request
-from gatekeeper.controller.record import rfc3339
 from gatekeeper.spec import GateSpec, SpecError, SpecIssue, crd, fingerprint, load_gate_text
 from gatekeeper.spec.requests import ANNOTATION_KEYS, BadRequestAnnotation, pending_requests
 from gatekeeper.spec.status import GateStatus, StatusFormatError

@@ -52,7 +52,7 @@ class Looker:
             cache[key] = self._factory(p, url)
         return cache[key]
 
-    def look(self, gate: GateSpec, state: GateStatus, *, now: float) -> Judgement:
+    def judge(self, gate: GateSpec, state: GateStatus, *, now: float) -> Judgement:
         """The judgement for the gate's current stage; an unexpected failure is an ERROR look, never a pass."""
         stage = min(state.stage, len(gate.stages) - 1)
         started = state.stage_started_at if state.stage_started_at is not None else now

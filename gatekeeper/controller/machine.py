@@ -3,7 +3,7 @@
 Pure: no I/O, no clock (``now`` is an argument, unix seconds of the gate's clock), no randomness. The state is
 the Gate's ``GateStatus``; the policy is the gate's stages and limits. One executor performs the actions.
 
-Rules (see shared/design/RELIABILITY.md for the peer bugs behind them):
+Rules (docs/reliability.md lists the peer bugs behind them):
 
 * The target weight comes from the gate's own stage index, never from the route (Flagger #1613); a routing
   change is recorded as an ``Intent`` in the status before it is made, and nothing else is decided while one
@@ -41,7 +41,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Literal
 
-from gatekeeper.controller.record import (
+from gatekeeper.controller.bookkeeping import (
     conditions_for,
     evidence_of,
     push_history,
@@ -234,10 +234,10 @@ def transition(
         )
         return _protect(s, now, judgement, policy, cause=cause)
     if s.phase == Phase.PAUSED:
-        return _hold(s, now, judgement, note="paused: no progress until resumed")
+        return _keep_waiting(s, now, judgement, note="paused: no progress until resumed")
     over = _inconclusive_over(s, policy)
     if over:
-        return _held(s, now, judgement, cause=over, severity="warning")
+        return _pause_for_human(s, now, judgement, cause=over, severity="warning")
     if rollout is not None and not rollout.ok:
         note = (
             f"rollout hook failed ({rollout.message}), check {s.hook_failures} of "
@@ -360,7 +360,9 @@ def _inconclusive_over(s: GateStatus, policy: Policy) -> str:
     return ""
 
 
-def _held(s: GateStatus, now: float, j: Judgement | None, *, cause: str, severity: Severity) -> Step:
+def _pause_for_human(
+    s: GateStatus, now: float, j: Judgement | None, *, cause: str, severity: Severity
+) -> Step:
     """Pause for a human: resume or abort."""
     s = s.model_copy(update={"phase": Phase.PAUSED, "reason": f"held for a human: {cause}; resume or abort"})
     return _done(s, now, action="hold", judgement=j, actions=(Announce("Held", s.reason, severity),))
@@ -431,7 +433,9 @@ def _on_fail(s: GateStatus, j: Judgement, now: float, policy: Policy) -> Step:
     stage = policy.stage(s.stage)
     left = stage.min_duration - (now - (s.stage_started_at or now))
     if not j.critical_failure and left > 0:
-        return _hold(s, now, j, note=f"non-critical failure: acts at the stage minimum ({left:.0f}s left)")
+        return _keep_waiting(
+            s, now, j, note=f"non-critical failure: acts at the stage minimum ({left:.0f}s left)"
+        )
     return _protect(s, now, j, policy, cause=f"failed: {j.reason}")
 
 
@@ -488,10 +492,12 @@ def _on_pass(
     stage = policy.stage(s.stage)
     left = stage.min_duration - (now - (s.stage_started_at or now))
     if left > 0:  # the judge already waits for the minimum; this guards the rule here too
-        return _hold(s, now, j, note=f"passing, {left:.0f}s left of the stage minimum")
+        return _keep_waiting(s, now, j, note=f"passing, {left:.0f}s left of the stage minimum")
     if stage.authority.mode == "approval" and not is_approved(s, s.stage):
         if s.phase == Phase.AWAITING_APPROVAL:
-            return _hold(s, now, j, note=f"passing; waiting for approval from {stage.authority.group}")
+            return _keep_waiting(
+                s, now, j, note=f"passing; waiting for approval from {stage.authority.group}"
+            )
         s = s.model_copy(
             update={
                 "phase": Phase.AWAITING_APPROVAL,
@@ -540,7 +546,7 @@ def _on_undecided(s: GateStatus, j: Judgement, now: float, policy: Policy, *, pr
     overdue = _progress_overdue(s, now, policy, prev)
     if overdue is not None:
         return _deadline(s, now, j, policy, cause=overdue[0], crossed=overdue[1])
-    return _hold(s, now, j)
+    return _keep_waiting(s, now, j)
 
 
 def _progress_overdue(s: GateStatus, now: float, policy: Policy, prev: GateStatus) -> tuple[str, bool] | None:
@@ -614,12 +620,13 @@ def _deadline(s: GateStatus, now: float, j: Judgement, policy: Policy, *, cause:
         return _done(s, now, action="hold", judgement=j, actions=(ann,))
     note = f"{cause}; waiting for a pass (onDeadline advance-if-pass)"
     if not crossed:
-        return _hold(s, now, j, note=note)
+        return _keep_waiting(s, now, j, note=note)
     s = s.model_copy(update={"reason": note})
     return _done(s, now, action="hold", judgement=j, actions=(Announce("DeadlinePassed", note, "warning"),))
 
 
-def _hold(s: GateStatus, now: float, j: Judgement | None, *, note: str = "") -> Step:
+def _keep_waiting(s: GateStatus, now: float, j: Judgement | None, *, note: str = "") -> Step:
+    """Stay at this stage and weight and look again (the look is recorded; nobody is asked to act)."""
     if note and j is not None:
         s = s.model_copy(update={"reason": f"{note} ({j.reason})"})
     return _done(s, now, action="hold", judgement=j, actions=())

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from gatekeeper.controller.record import rfc3339
+from gatekeeper.controller.bookkeeping import rfc3339
 from gatekeeper.spec.models import Notify
 
 __all__ = ["Message", "Notifier", "WebhookNotifier", "payload"]

@@ -344,9 +344,9 @@ class Controller:
             if state.phase not in _NOT_JUDGED and (state.intent is None or state.intent.done):
                 self.executor.hooks.reached("during-query")
                 t0 = time.perf_counter()
-                judgement = slot.last = self.looker.look(gate, state, now=self.clock.now())
+                judgement = slot.last = self.looker.judge(gate, state, now=self.clock.now())
                 self._observe(lambda o: o.looked(gate, judgement, time.perf_counter() - t0))
-            out = self.executor.look(obj, gate, judgement)
+            out = self.executor.act(obj, gate, judgement)
             self._observe_actions(gate, state, out.status, by_operator=False)
             self._observe(lambda o: o.settled(gate, out.status))
             self.looks += 1

@@ -1,6 +1,6 @@
 """Fetch the evidence of every signal of a gate, in the shape its scoring mode's judge takes.
 
-- sequential and fixed (the default modes): each signal measures itself (`gatekeeper.signals.evaluate_signal`:
+- sequential and fixed (the default modes): each signal measures itself (`gatekeeper.signals.measure_signal`:
   its queries, its count test) into a `SignalOutcome`; signals run concurrently, sharing answers to the same
   query; the gate's side effects are counted beside them;
 - `kayenta`: per-step canary and baseline values of every signal (`ArmSeries`, one range query per arm);
@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from gatekeeper.judge.keptn import KeptnValues
-from gatekeeper.signals import EvalContext, evaluate_signal
+from gatekeeper.signals import EvalContext, measure_signal
 from gatekeeper.signals.series import UnsupportedSignal, step_series, window_values
 from gatekeeper.signals.side_effects import count_side_effects
 from gatekeeper.sources.base import SourceError
@@ -53,7 +53,7 @@ def signal_outcomes(
     n = len(gate.signals)
 
     def run(group: range) -> list[SignalOutcome]:
-        return [evaluate_signal(gate.signals[i], context(gate.signals[i].name)) for i in group]
+        return [measure_signal(gate.signals[i], context(gate.signals[i].name)) for i in group]
 
     workers = max(1, min(max_workers, n))
     groups = [range(k, n, workers) for k in range(workers)]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from gatekeeper.routing.base import ORIGINAL_ANNOTATION, Change, RoutingError, check_mirror
-from gatekeeper.routing.engine import KubeRouter, Plan, Slot, canonical, diff, pointer
+from gatekeeper.routing.kube_router import KubeRouter, Plan, Slot, canonical, diff, pointer
 from gatekeeper.routing.match import Match
 
 __all__ = ["MIRROR_ROLES", "Mirroring", "RuleMatch", "ab_conditions"]

@@ -6,7 +6,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from gatekeeper.routing.base import RouteTarget, RoutingError
-from gatekeeper.routing.engine import Slot
+from gatekeeper.routing.kube_router import Slot
 
 __all__ = ["managed_groups", "pair_indices"]
 

@@ -23,9 +23,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from gatekeeper.routing.base import Api, RoutingError
-from gatekeeper.routing.engine import ABSENT, KubeRouter, Slot, pointer
 from gatekeeper.routing.features import Mirroring, RuleMatch, ab_conditions
 from gatekeeper.routing.groups import managed_groups, pair_indices
+from gatekeeper.routing.kube_router import ABSENT, KubeRouter, Slot, pointer
 from gatekeeper.routing.match import Match
 
 __all__ = ["DESTINATION_RULES", "IstioRouter"]

@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from gatekeeper.routing.base import APIS, ORIGINAL_ANNOTATION, Change, RoutingError
-from gatekeeper.routing.engine import ABSENT, KubeRouter, Plan, Slot, diff, pointer
+from gatekeeper.routing.kube_router import ABSENT, KubeRouter, Plan, Slot, diff, pointer
 from gatekeeper.routing.match import Match
 
 __all__ = ["BY_COOKIE", "BY_HEADER", "BY_HEADER_VALUE", "CANARY", "TOTAL", "WEIGHT", "NginxRouter"]

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.routing.engine import ABSENT, KubeRouter, Slot, pointer
 from gatekeeper.routing.groups import managed_groups
+from gatekeeper.routing.kube_router import ABSENT, KubeRouter, Slot, pointer
 
 __all__ = ["SmiRouter"]
 

@@ -8,6 +8,6 @@ Must not: read the wall clock (windows arrive as arguments), act on anything, or
 """
 
 from gatekeeper.signals.context import EvalContext
-from gatekeeper.signals.registry import evaluate_signal, load_kinds, render_queries
+from gatekeeper.signals.registry import load_kinds, measure_signal, render_queries
 
-__all__ = ["EvalContext", "evaluate_signal", "load_kinds", "render_queries"]
+__all__ = ["EvalContext", "load_kinds", "measure_signal", "render_queries"]

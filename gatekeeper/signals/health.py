@@ -10,7 +10,7 @@ from gatekeeper.spec.outcome import SignalOutcome, Verdict
 from gatekeeper.spec.signals import HealthSignal
 
 
-def evaluate(signal: HealthSignal, ctx: EvalContext) -> SignalOutcome:
+def measure(signal: HealthSignal, ctx: EvalContext) -> SignalOutcome:
     at = ctx.window.end
     queries: dict[str, str] = {}
     gaps: list[str] = []

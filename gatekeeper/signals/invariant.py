@@ -23,7 +23,7 @@ from gatekeeper.spec.signals import InvariantSignal
 _SHOWN_EXAMPLES = 3
 
 
-def evaluate(signal: InvariantSignal, ctx: EvalContext) -> SignalOutcome:
+def measure(signal: InvariantSignal, ctx: EvalContext) -> SignalOutcome:
     settings = ctx.gate.source.traces or TraceSettings()
     values = {"canary": settings.canary_value, "baseline": settings.baseline_value}
     queries = {arm: _describe(signal, settings.version_attribute, v) for arm, v in values.items()}

@@ -19,7 +19,7 @@ from gatekeeper.spec.signals import LatencySignal
 from gatekeeper.stats import histogram
 
 
-def evaluate(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
+def measure(signal: LatencySignal, ctx: EvalContext) -> SignalOutcome:
     queries: dict[str, str] = {}
     buckets: dict[str, tuple[np.ndarray, np.ndarray] | None] = {}
     histogram = Counter(signal.histogram, by="le", suffix="_bucket")

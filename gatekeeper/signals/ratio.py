@@ -20,7 +20,7 @@ _FIELDS = {
 }
 
 
-def evaluate(
+def measure(
     signal: RatioSignal | DriftSignal | DuplicateSignal | RetrySignal, ctx: EvalContext
 ) -> SignalOutcome:
     events_attr, exposure_attr, unit = _FIELDS[signal.kind]

@@ -1,4 +1,5 @@
-"""Kind -> evaluator. An unknown kind is rejected by the spec; a source failure becomes an ERROR outcome."""
+"""Signal kind -> the module that measures it. An unknown kind is rejected by the spec; a source failure
+becomes an ERROR outcome."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from gatekeeper.signals.render import RenderError
 from gatekeeper.sources.base import IncompleteAnswer, QueryRejected, SourceError
 from gatekeeper.spec.outcome import SignalOutcome, Verdict
 
-#: signal kind -> the module that measures it (its `evaluate(signal, ctx)`); a new kind adds a line here
+#: signal kind -> the module that measures it (its `measure(signal, ctx)`); a new kind adds a line here
 KIND_MODULES = {
     "ratio": "gatekeeper.signals.ratio",
     "drift": "gatekeeper.signals.ratio",
@@ -24,11 +25,9 @@ KIND_MODULES = {
 }
 
 
-def _evaluator(kind: str) -> Callable[[Any, EvalContext], SignalOutcome]:
-    evaluate: Callable[[Any, EvalContext], SignalOutcome] = importlib.import_module(
-        KIND_MODULES[kind]
-    ).evaluate
-    return evaluate
+def _measurer(kind: str) -> Callable[[Any, EvalContext], SignalOutcome]:
+    measure: Callable[[Any, EvalContext], SignalOutcome] = importlib.import_module(KIND_MODULES[kind]).measure
+    return measure
 
 
 def load_kinds() -> None:
@@ -37,10 +36,11 @@ def load_kinds() -> None:
         importlib.import_module(module)
 
 
-def evaluate_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:
-    """Evaluate one signal; source errors and render errors become ERROR outcomes with the failing query."""
+def measure_signal(signal: Any, ctx: EvalContext) -> SignalOutcome:
+    """Measure one signal (its queries, its test) into an outcome; source errors and render errors become ERROR
+    outcomes with the failing query, an answer the backend calls partial NODATA."""
     try:
-        return _evaluator(signal.kind)(signal, ctx)
+        return _measurer(signal.kind)(signal, ctx)
     except IncompleteAnswer as e:  # the backend says data may be missing: missing evidence, never judged
         incomplete = {"incomplete": e.query} if e.query else {}
         return SignalOutcome.of(signal, Verdict.NODATA, f"incomplete answer: {e}", queries=incomplete)

@@ -19,7 +19,7 @@ from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.signals import ThresholdSignal
 
 
-def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
+def measure(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
     w = ctx.window
     queries = {
         arm: fill(signal.query, scope=getattr(ctx.gate.scopes, arm), arm=arm, window=w.length, step=w.step)
@@ -99,4 +99,4 @@ def evaluate(signal: ThresholdSignal, ctx: EvalContext) -> SignalOutcome:
     )
 
 
-__all__ = ["evaluate", "grid"]
+__all__ = ["grid", "measure"]

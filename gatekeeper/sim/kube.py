@@ -15,7 +15,7 @@ lacks ``RequestWatchProgress``), and writes a kubeconfig. It stops both by PID, 
         cluster.stop()
 
 There is no controller-manager: no garbage collection, namespaces never finish deleting, no ``default``
-ServiceAccount (see ``shared/design/K8S-TESTING.md``). Errors: ``KubeNotBuilt`` (run the script) and
+ServiceAccount (see ``docs/testing.md``). Errors: ``KubeNotBuilt`` (run the script) and
 ``KubeStartError`` (the log tail says why) derive from ``KubeClusterError``.
 """
 

@@ -8,7 +8,7 @@ by its PID (SIGTERM, then SIGKILL). The directory is removed on stop.
         RemoteWriteClient(prom.remote_write_url).write(series)
         httpx.get(f"{prom.url}/api/v1/query", params={"query": "up"})
 
-Facts that shape its use (see ``shared/design/TEST-STACK.md``): samples older than ~1 h before the newest
+Facts that shape its use (see ``docs/testing.md``): samples older than ~1 h before the newest
 stored sample are rejected ("out of bounds") unless ``out_of_order_time_window`` is set, and a series that
 stopped reporting vanishes from instant queries after the 5-minute lookback.
 

@@ -5,7 +5,7 @@ The body is a real protobuf ``prometheus.WriteRequest`` (message classes built a
 compressed with snappy *block* format (``cramjam.snappy.compress_raw``) and POSTed with the three headers the
 receiver requires.
 
-Ordering matters to the receiver (see ``shared/design/TEST-STACK.md``): samples of one series that arrive out of
+Ordering matters to the receiver (see ``docs/testing.md``): samples of one series that arrive out of
 order inside a request are dropped silently, and once the server holds a sample anything more than ~1 h older is
 rejected as "out of bounds". ``RemoteWriteClient.write`` therefore sorts every series, checks it, and sends
 all series together in ascending time order, at most ``max_samples_per_request`` samples per request.

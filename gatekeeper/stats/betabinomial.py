@@ -1,4 +1,4 @@
-"""Closed-form e-value for a constant canary share: the Beta-binomial mixture of STATISTICS.md §2.
+"""Closed-form e-value for a constant canary share: the Beta-binomial mixture (docs/statistics.md §8).
 
 With the canary share ρ fixed, the canary's share θ of all bad events is Binomial(m, θ) and H0 says θ = θ0
 (θ0 = θ(1 + margin), equal to ρ when the margin is 0). Mixing the likelihood ratio over a Beta(a, b) prior

@@ -1,7 +1,7 @@
 """Several signals, one false-alarm budget: Bonferroni weights and e-value averaging.
 
 A gate watches many signals measured on the same requests, so their evidence is dependent. Two ways keep
-P(any false alarm) <= α without assuming independence (STATISTICS.md §4):
+P(any false alarm) <= α without assuming independence (docs/statistics.md §2, "Alpha across signals"):
 
 - Weighted Bonferroni: signal j alarms when E_j >= 1/(w_j·α) (or p_j <= w_j·α), with Σ w_j = 1. Ville's
   inequality per signal plus the union bound. Critical signals may get a larger weight, so they alarm at a

@@ -1,7 +1,7 @@
 """From sequential evidence to a decision: the closed set PASS / FAIL / INCONCLUSIVE, with the numbers.
 
 The judge maps `Decision` to its verdicts; NODATA and ERROR are the judge's (missing series, failed query),
-because statistics only ever sees numbers. Rules (STATISTICS.md §4):
+because statistics only ever sees numbers. Rules (docs/statistics.md §2):
 
 - FAIL when the one-sided harm e-process against r <= 1 + margin has reached 1/α at any look so far.
 - PASS when the confidence sequence's upper bound on r is at most 1 + tolerance (the bound is strict:

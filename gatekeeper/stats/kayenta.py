@@ -22,7 +22,7 @@ Deviations from Kayenta, on purpose: when each arm is constant, Kayenta adds ran
 the test; we use the exact shift (deterministic). `strict=True` (default) never passes missing data.
 The classifier also warns (`warning`) when the arms have very different numbers of values or sizes,
 because the per-step rates of a small canary are more dispersed than the baseline's and Mann–Whitney then
-tests dispersion as well as location (STATISTICS.md §6).
+tests dispersion as well as location (docs/statistics.md §9).
 
 Reference: spinnaker/kayenta `kayenta-judge` (NetflixACAJudge.scala, MannWhitneyClassifier.scala,
 EffectSizes.scala, IQRDetector.scala) and its ClassifierSuite.

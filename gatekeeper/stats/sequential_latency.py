@@ -1,6 +1,6 @@
 """Anytime-valid latency tests on Prometheus histogram buckets.
 
-Two count-based tests reuse the rate-ratio e-process of `sequential` (STATISTICS.md §3):
+Two count-based tests reuse the rate-ratio e-process of `sequential` (docs/statistics.md §7):
 
 - `slow_counts`: per interval, the canary's and baseline's requests slower than a threshold (a bucket
   bound) and the canary's share of requests. Feed them to `sequential.ratio_eprocess` (or the incremental

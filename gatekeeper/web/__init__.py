@@ -3,3 +3,5 @@
 
 Must not: hold decision logic or talk to Kubernetes directly.
 """
+
+__all__: list[str] = []

@@ -55,7 +55,7 @@ def default_evaluator(
     `metrics`; an unexpected failure is an ERROR judgement with the reason (never a 5xx), counted as an error."""
     from gatekeeper.evaluation import safe_judgement
 
-    def evaluate(gate: GateSpec, *, window: Window, stage: int) -> Judgement:
+    def judge(gate: GateSpec, *, window: Window, stage: int) -> Judgement:
         started = time.perf_counter()
         crashed: list[Exception] = []
         judgement = safe_judgement(
@@ -73,7 +73,7 @@ def default_evaluator(
                 metrics.record(judgement, duration_seconds=time.perf_counter() - started, spec=gate)
         return judgement
 
-    return evaluate
+    return judge
 
 
 def create_app(

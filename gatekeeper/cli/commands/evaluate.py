@@ -11,10 +11,10 @@ from gatekeeper.cli.render import fail, judgement_table, print_json, sanitize
 
 
 def register(app: typer.Typer) -> None:
-    app.command("evaluate")(evaluate)
+    app.command("evaluate")(evaluate_command)
 
 
-def evaluate(
+def evaluate_command(
     gate_file: str = typer.Argument(..., help="Gate spec YAML (or a Gate resource)."),
     prometheus: str = typer.Option(
         None, "--prometheus", "-p", help="Prometheus base URL (overrides the spec)."

@@ -4,7 +4,7 @@ exporter to the intake in tests and the demo).
 
 Spans carry explicit start and end times in sim time. Trace and span IDs come from a seeded `IdGenerator` (the
 SDK's extension point for IDs), so a seeded run emits the same traces. The queue is raised above the SDK's 2,048
-default and the shop flushes every quarter queue, so the SDK never drops spans silently (TEST-STACK.md), unless
+default and the shop flushes every quarter queue, so the SDK never drops spans silently (docs/testing.md), unless
 `backpressure=False` asks for exactly that loss.
 """
 

@@ -22,6 +22,7 @@ from gatekeeper.ops.pages import DecisionLink, GateDetail, GateRow
 
 __all__ = [
     "STATIC_DIR",
+    "badge",
     "format_age",
     "render_decision",
     "render_detail",
