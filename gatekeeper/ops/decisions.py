@@ -23,6 +23,7 @@ from gatekeeper.controller.kube import parse_gate
 from gatekeeper.judge import Judgement
 from gatekeeper.ops.errors import InvalidAction, Refused, Unreachable
 from gatekeeper.spec import GateSpec, SpecError
+from gatekeeper.spec.evidence import evidence_from_dict
 from gatekeeper.spec.fingerprint import spec_hash
 from gatekeeper.spec.outcome import Effect, SignalOutcome, Verdict
 from gatekeeper.spec.status import GateStatus
@@ -117,6 +118,7 @@ class RecordedDecision:
 
 def describe(d: RecordedDecision | Stored) -> str:
     """One line: ``#3 revert at stage 1 (1%), 2026-11-25T14:03:00Z``."""
+    weight: float | None
     if isinstance(d, Stored):
         action = "hold for a human" if d.human_hold else d.action
         seq, stage, weight, t = d.seq, d.stage, d.weight, d.time
@@ -215,7 +217,7 @@ def _outcome(s: dict[str, Any]) -> SignalOutcome:
         if isinstance(effect, dict)
         else None,
         queries={str(k): str(v) for k, v in (s.get("queries") or {}).items()},
-        evidence=_numbers(s.get("evidence") or {}),
+        evidence=evidence_from_dict(_numbers(s.get("evidence") or {})),
         critical=bool(s.get("critical", False)),
         dry_run=bool(s.get("dry_run", False)),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -89,7 +89,7 @@ def _gate_uid(api: object, ns: str, gate: str) -> str:
     from gatekeeper.spec.crd import GROUP, PLURAL, VERSION
 
     try:
-        obj = client.CustomObjectsApi(api).get_namespaced_custom_object(
+        obj: Any = client.CustomObjectsApi(api).get_namespaced_custom_object(
             GROUP, VERSION, ns, PLURAL, gate, _request_timeout=10
         )
     except ApiException as e:
@@ -101,7 +101,7 @@ def _gate_uid(api: object, ns: str, gate: str) -> str:
     return str(obj["metadata"].get("uid") or "")
 
 
-def _list(entries: list, *, ns: str, gate: str) -> None:  # type: ignore[type-arg]
+def _list(entries: list[Any], *, ns: str, gate: str) -> None:
     from rich.table import Table
 
     from gatekeeper.cli.humanize import when
