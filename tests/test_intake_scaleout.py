@@ -2,9 +2,10 @@
 by the controller's trace source: the summed counts equal the emitted ground truth, and a trace split across
 two intakes is counted as incomplete, never as a violation.
 
-The router is a client that partitions spans by trace ID over the intakes, as the OpenTelemetry Collector's
-load-balancing exporter does with `routing_key: traceID` (no Collector builds here in reasonable time), in
-front of the real OpenTelemetry SDK exporter, with its `headers` option carrying the bearer token.
+Two routers: a real OpenTelemetry Collector (OTLP receiver + the contrib load-balancing exporter with
+`routing_key: traceID`, OTLP/gRPC to the intakes, built from Go modules by scripts/otelcol.sh); and, to split
+traces on purpose, a client that partitions the real SDK's spans by trace ID the same way and sends chosen
+spans to the other intake, the SDK exporter's `headers` option carrying the bearer token.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -60,10 +62,12 @@ spec:
 class Intake:
     """`gatekeeper intake` as a process on 127.0.0.1, rules from a gates directory; stopped by its PID."""
 
-    def __init__(self, *, port: int, gates: Path, token_file: Path, peers: Sequence[int] = ()) -> None:
+    def __init__(
+        self, *, port: int, gates: Path, token_file: Path, peers: Sequence[int] = (), grpc_port: int = 0
+    ) -> None:
         self.port, self.url = port, f"http://127.0.0.1:{port}"
         args = ["--port", str(port), "--gates-dir", str(gates), "--token-file", str(token_file)]
-        args += ["--completion-timeout", "1", "--log-level", "warning", "--grpc-port", "0"]
+        args += ["--completion-timeout", "1", "--log-level", "warning", "--grpc-port", str(grpc_port)]
         if peers:
             args += ["--peers", ",".join(f"http://127.0.0.1:{p}" for p in peers)]
         self.proc = subprocess.Popen([sys.executable, "-m", "gatekeeper.cli.main", "intake", *args])
@@ -146,9 +150,8 @@ class TraceIdRouter(SpanExporter):
             e.shutdown()
 
 
-def emit(
-    intakes: Sequence[Intake], *, version: str, traces: int, missing_every: int, split_every: int
-) -> None:
+# `intakes`: anything with a `.url` that takes OTLP/HTTP (an intake, or a Collector in front of several)
+def emit(intakes: Sequence[Any], *, version: str, traces: int, missing_every: int, split_every: int) -> None:
     exporters: list[SpanExporter] = [
         OTLPSpanExporter(endpoint=f"{i.url}/v1/traces", headers={"Authorization": f"Bearer {TOKEN}"})
         for i in intakes
@@ -278,5 +281,111 @@ def test_pre_serialized_load_split_by_trace_id_is_counted_exactly_and_its_rate_i
             assert (checked, bad) == (load.traces[version], load.violations[version]), version
         assert total(intakes, "gatekeeper_otlp_invariant_incomplete_traces_total") == 0
     finally:
+        for i in intakes:
+            i.stop()
+
+
+COLLECTOR_CONFIG = """
+receivers:
+  otlp:
+    protocols:
+      http: {{endpoint: "127.0.0.1:{http}"}}
+exporters:
+  loadbalancing:
+    routing_key: traceID
+    protocol:
+      otlp:
+        tls: {{insecure: true}}
+        headers: {{authorization: "Bearer ${{env:GATEKEEPER_TOKEN}}"}}
+        retry_on_failure: {{enabled: true}}
+    resolver:
+      static: {{hostnames: [{backends}]}}
+service:
+  telemetry:
+    metrics: {{level: none}}
+    logs: {{level: warn}}
+  pipelines:
+    traces: {{receivers: [otlp], exporters: [loadbalancing]}}
+"""
+
+
+def collector_binary() -> Path:
+    import os
+    import re
+
+    script = (Path(__file__).resolve().parents[1] / "scripts" / "otelcol.sh").read_text()
+    version = re.search(r"^VERSION=(\S+)", script, re.M)
+    assert version, "scripts/otelcol.sh no longer pins VERSION"
+    cache = Path(os.environ.get("GATEKEEPER_CACHE", Path.home() / ".cache" / "gatekeeper"))
+    return cache / f"otelcol-{version.group(1)}" / "otelcol"
+
+
+def test_a_real_collector_routes_by_trace_id_over_grpc_to_two_intakes_and_the_sums_are_exact(
+    setup: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The OpenTelemetry Collector's own load-balancing exporter (built from its Go module by
+    scripts/otelcol.sh), OTLP/gRPC with the bearer token in its headers, in front of two intake processes."""
+    import os
+
+    binary = collector_binary()
+    if not os.access(binary, os.X_OK):
+        reason = f"the test collector is not built at {binary}: run scripts/otelcol.sh"
+        if os.environ.get("GATEKEEPER_REQUIRE_KUBE", "") not in ("", "0"):
+            pytest.fail(f"GATEKEEPER_REQUIRE_KUBE is set but {reason}", pytrace=False)
+        pytest.skip(reason)
+    gates, token = setup
+    http = [free_port(), free_port()]
+    grpc = [free_port(), free_port()]
+    intakes: list[Intake] = []
+    collector = None
+    try:
+        for i in range(2):
+            intakes.append(
+                Intake(port=http[i], gates=gates, token_file=token, peers=[http[1 - i]], grpc_port=grpc[i])
+            )
+        config = tmp_path / "collector.yaml"
+        receiver = free_port()
+        config.write_text(
+            COLLECTOR_CONFIG.format(http=receiver, backends=", ".join(f"127.0.0.1:{g}" for g in grpc))
+        )
+        log = (tmp_path / "collector.log").open("wb")
+        collector = subprocess.Popen(
+            [str(binary), f"--config=file:{config}"],
+            stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "GATEKEEPER_TOKEN": TOKEN},
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        while True:  # the receiver answers (a 405 to GET is an answer)
+            try:
+                httpx.get(f"http://127.0.0.1:{receiver}/v1/traces", timeout=1)
+                break
+            except httpx.HTTPError:
+                assert collector.poll() is None and time.monotonic() < deadline, (
+                    tmp_path / "collector.log"
+                ).read_text()
+                time.sleep(0.2)
+
+        class ToCollector:
+            url = f"http://127.0.0.1:{receiver}"
+
+        truth = {"canary": (300, 20), "baseline": (300, 100)}  # traces, missing_every
+        for version, (n, missing_every) in truth.items():
+            emit([ToCollector()], version=version, traces=n, missing_every=missing_every, split_every=10**9)
+        want = sum(n for n, _ in truth.values())
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if total(intakes, "gatekeeper_otlp_invariant_checked_traces_total") >= want:
+                break
+            time.sleep(0.5)
+        for version, (n, missing_every) in truth.items():
+            checked = total(intakes, "gatekeeper_otlp_invariant_checked_traces_total", version=version)
+            bad = total(intakes, "gatekeeper_otlp_invariant_violations_total", version=version)
+            assert (checked, bad) == (n, len(range(0, n, missing_every))), version
+        assert total(intakes, "gatekeeper_otlp_invariant_incomplete_traces_total") == 0  # no trace was split
+        shares = [total([i], "gatekeeper_otlp_traces_completed_total") for i in intakes]
+        assert all(s > 0.25 * want for s in shares), shares  # both replicas took a share of the traces
+    finally:
+        if collector is not None:
+            collector.terminate()
+            collector.wait(timeout=10)
         for i in intakes:
             i.stop()
