@@ -81,6 +81,16 @@ def test_traffic_is_split_by_the_routers_weight(weight):
     assert abs(canary - n * p) < 4.5 * math.sqrt(n * p * (1 - p))  # binomial thinning of Poisson arrivals
 
 
+def test_a_fault_under_load_appears_only_while_the_version_takes_that_many_checkouts_a_second():
+    base = Behavior(drift_rate=0.0)
+    under_load = base.with_faults(drift_rate=0.2, drift_above=3.0)  # the default traffic: ~10 checkouts/s
+    low, _ = run(seed=4, baseline=base, canary=under_load, weight_fn=lambda: 5.0)
+    high, _ = run(seed=4, baseline=base, canary=under_load, weight_fn=lambda: 60.0)
+    lost = {name: s.truth["canary"].orders_placed - s.truth["canary"].orders_recorded for name, s in (("low", low), ("high", high))}  # fmt: skip
+    assert lost["low"] == 0 and low.truth["canary"].orders_placed > 0
+    assert lost["high"] > 0.1 * high.truth["canary"].orders_placed
+
+
 def test_the_weight_is_read_every_tick():
     weights = iter([0.0] * 60 + [100.0] * 60)
     shop, _ = run(seconds=120, seed=1, weight_fn=lambda: next(weights))

@@ -55,8 +55,9 @@ ROLLOUTS = (
     ),
     Rollout(
         "subtle",
-        "a subtle regression: 0.4% of orders never reach the order system",
-        {"drift_rate": 0.004},
+        "a subtle regression under load: once the canary takes over 10 checkouts/s, 0.4% of orders never "
+        "reach the order system",
+        {"drift_rate": 0.004, "drift_above": 10.0},
         "Halted",
         seed=13,
     ),

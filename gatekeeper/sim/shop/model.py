@@ -66,7 +66,9 @@ class Behavior:
 
     Probabilities are per request (`error_rate`) or per successful checkout (the commerce ones).
     `partial_checkout`: payment captured, order never created, checkout still answers 200.
-    `drift_rate`: the storefront counts an order placed that the OMS never records.
+    `drift_rate`: the storefront counts an order placed that the OMS never records; with `drift_above`, only
+    while this version takes more than that many checkouts per second (a fault under load: a connection pool
+    sized for the old traffic), so small exposures cannot show it.
     `inventory_drift_rate`: a reservation the inventory system never decrements.
     `duplicate_rate`: the same idempotency key charged twice.
     `retries_per_checkout`: mean downstream retries per checkout (multiply it for a retry storm).
@@ -82,6 +84,7 @@ class Behavior:
     latency_shift: float = 0.0
     partial_checkout: float = 0.005
     drift_rate: float = 0.005
+    drift_above: float | None = None
     inventory_drift_rate: float = 0.005
     duplicate_rate: float = 0.005
     retries_per_checkout: float = 0.05

@@ -210,7 +210,8 @@ class Shop:
         truth.errors += errors
         idx = np.flatnonzero(is_checkout)
         if len(idx):
-            self._checkouts(track, idx, failed, latency, arrivals, t)
+            load = expected / self.tick * self.traffic.checkout_share  # this version's checkouts per second
+            self._checkouts(track, idx, failed, latency, arrivals, t, load=load)
 
     def _checkouts(
         self,
@@ -220,6 +221,8 @@ class Shop:
         latency: np.ndarray,
         arrivals: np.ndarray,
         t: float,
+        *,
+        load: float,
     ) -> None:
         rng, b, truth, rec, names = (
             self._rng[track],
@@ -236,7 +239,8 @@ class Shop:
         )  # a partial checkout either never calls order.create or ignores its error
         duplicate = ok & (rng.random(k) < b.duplicate_rate)
         placed = ok & ~partial
-        lost_order = placed & (rng.random(k) < b.drift_rate)
+        drift = b.drift_rate if b.drift_above is None or load > b.drift_above else 0.0
+        lost_order = placed & (rng.random(k) < drift)
         lost_reservation = ok & (rng.random(k) < b.inventory_drift_rate)
         retries = rng.poisson(b.retries_per_checkout, k) * ok
         webhooks = rng.poisson(b.webhooks_per_order, k) * placed
