@@ -47,7 +47,7 @@ class CrashPlan:
     kills: int = 2000
     gates_per_kind: int = 3
     rate: float = 30.0  # gate seconds per real second
-    data_minutes: float = 60.0
+    data_minutes: float = 120.0  # the epoch ends before its data does (a slow machine finishes later)
     seed: int = 1
     edge_share: float = 0.35
     mid_share: float = 0.30  # the rest: random-time kills by the harness
