@@ -806,3 +806,71 @@ def test_helm_upgrade_keeps_the_generated_token_so_senders_keep_working(
     assert token() == first
     apps = client.AppsV1Api(kube_admin)
     assert apps.read_namespaced_deployment(f"{release}-gatekeeper-intake", ns).spec.replicas == 2
+
+
+@pytest.mark.k8s
+def test_the_fence_policy_refuses_status_and_route_writes_of_a_replica_the_lease_does_not_name(
+    helm: Path, kube_cluster: KubeCluster, kube_admin: Any, kube_namespace: str
+) -> None:
+    """A leader paused between its Lease check and a write wakes up deposed with the request in hand (found by
+    ``bench/soak.py failover``); the API server refuses that write when the Lease names another replica."""
+    from kubernetes import client
+    from kubernetes.client.exceptions import ApiException
+
+    from gatekeeper.controller.kube import ApiFailure, GateClient, GateRef
+    from gatekeeper.routing import NotAccepted, RouteTarget, make_router
+    from gatekeeper.spec.status import GateStatus, Phase
+    from tests.controller_support import httproute
+
+    ns = kube_namespace
+    _, objs = installed(helm, kube_admin, ns, f"watchNamespace={ns}")
+    sa = one(objs, "ServiceAccount")["metadata"]["name"]
+    as_controller = sa_client(kube_cluster, kube_admin, ns, sa)
+    client.CoordinationV1Api(kube_admin).create_namespaced_lease(ns, {
+        "metadata": {"name": "gatekeeper-controller"},
+        "spec": {"holderIdentity": "pod-b", "leaseDurationSeconds": 15},
+    })  # fmt: skip
+    custom = client.CustomObjectsApi(kube_admin)
+    custom.create_namespaced_custom_object(
+        "gatekeeper.dev", "v1alpha1", ns, "gates", gate_resource("web", example_spec())
+    )
+    httproute(kube_admin, ns, owner="web")
+    ref = GateRef(ns, "web")
+    status = GateStatus(phase=Phase.PROGRESSING, stage=0, weight=1.0)
+
+    def write_status(writer: str) -> str:
+        gates = GateClient(
+            as_controller, field_manager=f"gatekeeper@{writer}", writer=f"gatekeeper-controller/{writer}"
+        )
+        try:
+            gates.write_status(gates.get(ref), status)
+        except ApiFailure as e:
+            return str(e)
+        return "ok"
+
+    deadline = time.monotonic() + 15  # a new policy takes effect within a second or two
+    while write_status("pod-a") == "ok":
+        assert time.monotonic() < deadline, "the fence policy never took effect"
+        time.sleep(0.2)
+    assert "Lease gatekeeper-controller is held by pod-b" in write_status("pod-a")
+    assert write_status("pod-b") == "ok"
+    target = RouteTarget("gateway-api", ns, "web", "web-canary", "web-stable", "web")
+    with pytest.raises(NotAccepted, match="held by pod-b"):
+        make_router(target, as_controller, writer="gatekeeper-controller/pod-a").set_weight(5)
+    assert make_router(target, as_controller, writer="gatekeeper-controller/pod-b").set_weight(5).written
+    stale = GateClient(as_controller, field_manager="gatekeeper@pod-a", writer="gatekeeper-controller/pod-a")
+    with pytest.raises(ApiFailure, match="held by pod-b"):  # metadata writes (finalizer, requests) too
+        stale.set_finalizer(stale.get(ref), True)
+    event = {"metadata": {"name": "web.stale"}, "involvedObject": {"kind": "Gate", "name": "web", "namespace": ns},
+             "reason": "Advanced", "message": "m", "type": "Normal", "reportingComponent": "gatekeeper.dev/controller",
+             "reportingInstance": "gatekeeper-controller/pod-a"}  # fmt: skip
+    with pytest.raises(ApiException, match="held by pod-b"):  # and Events
+        client.CoreV1Api(as_controller).create_namespaced_event(ns, event)
+    client.CoordinationV1Api(kube_admin).patch_namespaced_lease(
+        "gatekeeper-controller", ns, {"spec": {"holderIdentity": ""}}
+    )
+    time.sleep(1.0)  # the policy reads the Lease from the API server's cache
+    assert "held by nobody" in write_status("pod-b")  # released: nobody writes
+    custom.patch_namespaced_custom_object_status(  # people and other writers are not fenced
+        "gatekeeper.dev", "v1alpha1", ns, "gates", "web", {"status": {"reason": "set by hand"}}
+    )

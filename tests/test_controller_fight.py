@@ -161,7 +161,7 @@ def _not_owned(route: dict[str, Any]) -> str:
     ann = {
         k: v
         for k, v in (meta.get("annotations") or {}).items()
-        if not k.startswith("gatekeeper.dev/original")
+        if k not in ("gatekeeper.dev/original", "gatekeeper.dev/written-by")
     }
     return json.dumps({"spec": spec, "labels": meta.get("labels"), "annotations": ann})
 

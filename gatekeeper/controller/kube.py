@@ -25,6 +25,7 @@ from pydantic import ValidationError
 
 from gatekeeper.controller.bookkeeping import rfc3339
 from gatekeeper.controller.machine import Request
+from gatekeeper.routing.base import WRITER_ANNOTATION
 from gatekeeper.spec import GateSpec, SpecError, SpecIssue, crd, fingerprint, load_gate_text
 from gatekeeper.spec.requests import ANNOTATION_KEYS, BadRequestAnnotation, pending_requests
 from gatekeeper.spec.status import GateStatus, StatusFormatError
@@ -158,12 +159,16 @@ class GateClient:
         field_manager: str,
         fence: Callable[[], None] = lambda: None,
         timeout: float = 10.0,
+        writer: str = "",
     ) -> None:
         from kubernetes import client
 
         self._custom = client.CustomObjectsApi(api_client)
         self._core = client.CoreV1Api(api_client)
         self.field_manager = field_manager
+        self.writer = (
+            writer  # written into every status (``writtenBy``): "<lease>/<identity>", or "" (no Lease)
+        )
         self._fence = fence
         self._timeout = timeout
 
@@ -195,7 +200,9 @@ class GateClient:
 
     def write_status(self, obj: dict[str, Any], status: GateStatus) -> dict[str, Any]:
         """Replace the status if the object is unchanged since read; the answer is the stored object."""
-        body = status.model_dump(by_alias=True, mode="json", exclude_none=True)
+        body = status.model_copy(update={"written_by": self.writer}).model_dump(
+            by_alias=True, mode="json", exclude_none=True
+        )
         ops = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]},
             {"op": "add", "path": "/status", "value": body},
@@ -205,7 +212,11 @@ class GateClient:
     def clear_request(self, obj: dict[str, Any], key: str, value: str) -> dict[str, Any]:
         """Remove a request annotation, only if it still holds the value applied (a newer one survives)."""
         path = "/metadata/annotations/" + key.replace("~", "~0").replace("/", "~1")
-        ops = [{"op": "test", "path": path, "value": value}, {"op": "remove", "path": path}]
+        ops = [
+            {"op": "test", "path": path, "value": value},
+            {"op": "remove", "path": path},
+            *self._signed(obj),
+        ]
         return self._patch(obj, ops, status=False, what=f"annotation {key}")
 
     def set_finalizer(self, obj: dict[str, Any], present: bool) -> dict[str, Any]:
@@ -217,8 +228,18 @@ class GateClient:
         ops = [
             {"op": "test", "path": "/metadata/resourceVersion", "value": obj["metadata"]["resourceVersion"]},
             {"op": "add", "path": "/metadata/finalizers", "value": want},
+            *self._signed(obj),
         ]
         return self._patch(obj, ops, status=False, what="finalizers")
+
+    def _signed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """The op naming this replica as the writer of a metadata write (for the fence policy); none without."""
+        if not self.writer:
+            return []
+        if not (obj.get("metadata") or {}).get("annotations"):
+            return [{"op": "add", "path": "/metadata/annotations", "value": {WRITER_ANNOTATION: self.writer}}]
+        return [{"op": "add", "path": "/metadata/annotations/" + WRITER_ANNOTATION.replace("/", "~1"),
+                 "value": self.writer}]  # fmt: skip
 
     def _patch(
         self, obj: dict[str, Any], ops: list[dict[str, Any]], *, status: bool, what: str
@@ -270,7 +291,7 @@ class GateClient:
             "reason": reason, "message": message[:1000], "type": kind, "count": 1,
             "firstTimestamp": stamp, "lastTimestamp": stamp,
             "source": {"component": "gatekeeper"}, "reportingComponent": "gatekeeper.dev/controller",
-            "reportingInstance": self.field_manager,
+            "reportingInstance": self.writer or self.field_manager,  # the fence policy reads it
         }  # fmt: skip
         try:
             self._fence()

@@ -150,7 +150,11 @@ class Controller:
         )
         fence = self.leader.fence if settings.leader_election else (lambda: None)
         self._confirm = self.leader.confirm if settings.leader_election else (lambda: None)
-        self.gates = GateClient(api_client, field_manager=f"gatekeeper@{settings.identity}", fence=fence)
+        # the API server's fence policy (charts/gatekeeper) refuses a write whose writer the Lease does not name
+        self.writer = f"{settings.lease.name}/{settings.identity}" if settings.leader_election else ""
+        self.gates = GateClient(
+            api_client, field_manager=f"gatekeeper@{settings.identity}", fence=fence, writer=self.writer
+        )
         self.looker = Looker(
             prometheus_url=settings.prometheus_url, traces=traces, source_factory=source_factory
         )
@@ -447,7 +451,7 @@ class Controller:
             target = RouteTarget(
                 r.kind, r.namespace or ref.namespace, r.name, r.canary_backend, r.stable_backend, gate.name
             )
-            router = make_router(target, self.api, fence=self._route_fence)
+            router = make_router(target, self.api, fence=self._route_fence, writer=self.writer)
         if slot is not None:
             slot.router, slot.router_key = router, key
         return router

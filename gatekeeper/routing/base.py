@@ -34,6 +34,7 @@ __all__ = [
     "KINDS",
     "ORIGINAL_ANNOTATION",
     "OWNER_ANNOTATION",
+    "WRITER_ANNOTATION",
     "AboveMaxWeight",
     "Api",
     "Change",
@@ -57,6 +58,9 @@ __all__ = [
 
 OWNER_ANNOTATION = "gatekeeper.dev/owner"
 ORIGINAL_ANNOTATION = "gatekeeper.dev/original"
+WRITER_ANNOTATION = (
+    "gatekeeper.dev/written-by"  # the controller replica of the last write: "<lease>/<identity>"
+)
 
 
 # -- errors ---------------------------------------------------------------------------------------------------
@@ -316,16 +320,20 @@ def make_router(
     fence: Callable[[], None] | None = None,
     max_attempts: int = 5,
     max_weight: float | None = None,
+    writer: str = "",
 ) -> Router:
     """The router registered for ``target.kind`` over an injected ``kubernetes.client.ApiClient``.
 
     ``fence`` is called right before every write attempt (the controller checks its lease there; raise to
     abort). ``max_attempts`` bounds the retries after a conflict. ``max_weight`` (the gate's ``maxWeight``)
-    caps ``set_weight``: a higher weight raises ``AboveMaxWeight`` and writes nothing.
+    caps ``set_weight``: a higher weight raises ``AboveMaxWeight`` and writes nothing. ``writer`` (the
+    controller's "<lease>/<identity>") goes into ``WRITER_ANNOTATION`` with every write, for the fence policy.
     """
     module, _, cls = KINDS[target.kind].partition(":")
     impl = getattr(importlib.import_module(module), cls)
-    router: Router = impl(target, api_client, fence=fence, max_attempts=max_attempts, max_weight=max_weight)
+    router: Router = impl(
+        target, api_client, fence=fence, max_attempts=max_attempts, max_weight=max_weight, writer=writer
+    )
     return router
 
 

@@ -39,6 +39,7 @@ from gatekeeper.routing.base import (
     APIS,
     ORIGINAL_ANNOTATION,
     OWNER_ANNOTATION,
+    WRITER_ANNOTATION,
     Change,
     Conflict,
     NotAccepted,
@@ -79,6 +80,7 @@ class KubeRouter(KubeAccess):
         fence: Callable[[], None] | None = None,
         max_attempts: int = 5,
         max_weight: float | None = None,
+        writer: str = "",
     ) -> None:
         if target.kind != self.kind:
             raise RoutingError(f"{type(self).__name__} handles kind {self.kind!r}, not {target.kind!r}")
@@ -90,6 +92,7 @@ class KubeRouter(KubeAccess):
         self.max_weight = check_max_weight(max_weight)
         self._api = client.CustomObjectsApi(api_client)
         self._fence = fence
+        self._writer = writer
         self._max_attempts = max_attempts
         self._version: str | None = None
         self._versions: dict[str, str] = {}
@@ -203,7 +206,11 @@ class KubeRouter(KubeAccess):
             if check(before) if callable(check) else check:
                 self.precheck(obj)
             rv = obj["metadata"]["resourceVersion"]
-            ops = [{"op": "test", "path": "/metadata/resourceVersion", "value": rv}, *p.ops]
+            ops = [
+                {"op": "test", "path": "/metadata/resourceVersion", "value": rv},
+                *p.ops,
+                *self._signed(obj),
+            ]
             if self._fence is not None:
                 self._fence()
             try:
@@ -249,6 +256,19 @@ class KubeRouter(KubeAccess):
                 f"{self.target.describe()}: {action} did not stick ({detail}); another writer or an admission webhook changed it"
             )
         return self._split(obj, slots)
+
+    def _signed(self, obj: dict[str, Any]) -> list[dict[str, Any]]:
+        """The op naming this replica as the writer (``WRITER_ANNOTATION``), for the API server's fence policy;
+        none outside the controller. Ownership was checked, so the annotations map exists."""
+        if not self._writer:
+            return []
+        return [
+            {
+                "op": "add",
+                "path": pointer("metadata", "annotations", WRITER_ANNOTATION),
+                "value": self._writer,
+            }
+        ]
 
     # -- the original and the gate's A/B rules -------------------------------------------------------------
     def _with_original(self, obj: dict[str, Any], ops: list[dict[str, Any]]) -> list[dict[str, Any]]:

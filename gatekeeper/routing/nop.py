@@ -49,10 +49,11 @@ class NopRouter:
         max_attempts: int = 1,
         max_weight: float | None = None,
         initial: int = 0,
+        writer: str = "",
     ) -> None:
         if target.kind != "nop":
             raise RoutingError(f"NopRouter handles kind 'nop', not {target.kind!r}")
-        del api_client, max_attempts  # nothing to talk to, nothing to race with
+        del api_client, max_attempts, writer  # nothing to talk to, nothing to race with
         self.target = target
         self.max_weight = check_max_weight(max_weight)
         self._fence = fence

@@ -130,6 +130,9 @@ class GateStatus(SpecModel):
     carried: Carried | None = None  # the earlier stages' sequential evidence (one alpha per rollout)
     route_contest: RouteContest | None = None  # another writer keeps changing the weights
     format_version: int = STATUS_FORMAT  # the layout of this status (see STATUS_FORMAT)
+    written_by: str = (
+        ""  # "<lease>/<replica>" that wrote it: the chart's fence policy checks it against the Lease
+    )
 
     @classmethod
     def read(cls, raw: dict[str, Any] | None) -> GateStatus:

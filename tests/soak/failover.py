@@ -10,7 +10,10 @@ lasts 1000 h, so they never finish) and write heartbeats and Events.
   the signal to the next look by the new leader (its ``gatekeeper_evaluations_total`` counter moving, polled
   every 50 ms) and to its Lease acquisition (the Lease's holder, polled likewise);
 * SIGSTOP/SIGCONT: the leader paused at a random moment until another replica leads and has looked, then
-  resumed: it must write nothing and exit. The API server's audit log (``--audit-log-path``; Metadata for every
+  resumed: it must write nothing and exit. The replicas run as the chart's ServiceAccount with its RBAC and
+  its fence policy (a ValidatingAdmissionPolicy refusing a status or routing write whose writer the Lease
+  does not name), rendered by a real helm: a request that passed the replica's own Lease check before the
+  pause and leaves on waking is refused there (counted as refused by the fence). The API server's audit log (``--audit-log-path``; Metadata for every
   write, the request body for Leases) says who held the Lease at each moment (every successful Lease write
   with its ``holderIdentity``) and who made each accepted write (each replica's User-Agent names it): a write
   accepted from a replica while the Lease named another, or nobody, is a write from a deposed leader.
@@ -98,8 +101,8 @@ class Pool:
     """``n`` live replicas on one Lease; ``replace`` swaps a dead one for a fresh identity."""
 
     def __init__(self, world: World, ns: str, *, n: int, lease: dict[str, float], origin: float, anchor: float,
-                 rate: float, log: Path) -> None:  # fmt: skip
-        self.world, self.ns, self.lease, self.log = world, ns, lease, log
+                 rate: float, log: Path, kubeconfig: Path) -> None:  # fmt: skip
+        self.world, self.ns, self.lease, self.log, self.kubeconfig = world, ns, lease, log, kubeconfig
         self.clock = (origin, anchor, rate)
         self._ids = itertools.count(1)
         self.live: list[Replica] = [self.spawn() for _ in range(n)]
@@ -109,7 +112,7 @@ class Pool:
         port, health = free_port(), free_port()
         origin, anchor, rate = self.clock
         args = [
-            "controller", "run", "--kubeconfig", str(self.world.kubeconfig), "--namespace", self.ns,
+            "controller", "run", "--kubeconfig", str(self.kubeconfig), "--namespace", self.ns,
             "--prometheus", self.world.prometheus, "--identity", identity, "--lease-name", LEASE,
             "--lease-duration", str(self.lease["lease_duration"]), "--renew-deadline", str(self.lease["renew_deadline"]),
             "--retry-period", str(self.lease["retry_period"]), "--health-port", str(health),
@@ -160,13 +163,45 @@ def _pool(
         kind = KINDS[i % len(KINDS)]
         world.route(kind, ns, f"g{i}", owner=f"g{i}")
         world.gate(ns, f"g{i}", kind=kind, route=f"g{i}", service=sc.service, stages=forever)
+    kubeconfig = install_as_the_chart_does(world, ns)
     origin, anchor = end_ms / 1000 - hours * 3600 + 60, time.time()
     pool = Pool(world, ns, n=plan.replicas, lease=lease, origin=origin, anchor=anchor, rate=plan.rate,
-                log=world.workdir / f"failover-{name}.log")  # fmt: skip
+                log=world.workdir / f"failover-{name}.log", kubeconfig=kubeconfig)  # fmt: skip
     try:
         yield pool
     finally:
         pool.stop_all()
+
+
+def install_as_the_chart_does(world: World, ns: str) -> Path:
+    """The chart's ServiceAccount, RBAC (every router on, namespaced) and fence policy in ``ns``, rendered by a
+    real helm; returns a kubeconfig of that ServiceAccount, as the replicas run in a cluster."""
+    import yaml
+    from kubernetes import client as k8s
+
+    from tests.test_chart import apply, helm_binary, render
+
+    kinds = ("ServiceAccount", "Role", "RoleBinding", "ClusterRole", "ClusterRoleBinding",
+             "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding")  # fmt: skip
+    sets = (f"watchNamespace={ns}", "routers.istio=true", "routers.smi=true", "routers.nginx=true",
+            f"leaderElection.leaseName={LEASE}", "admissionPolicy.enabled=false")  # fmt: skip
+    objs = [
+        o for o in render(helm_binary(), *sets, release=f"gk{ns[-6:]}", namespace=ns) if o["kind"] in kinds
+    ]
+    apply(world.api, objs)
+    sa = next(o["metadata"]["name"] for o in objs
+              if o["kind"] == "ServiceAccount" and not o["metadata"]["name"].endswith("-intake"))  # fmt: skip
+    token = k8s.CoreV1Api(world.api).create_namespaced_service_account_token(
+        sa, ns, {"spec": {"expirationSeconds": 86400}}
+    )
+    cfg = yaml.safe_load(world.kubeconfig.read_text())
+    cfg["users"] = [{"name": "sa", "user": {"token": token.status.token}}]
+    cfg["contexts"] = [{"name": "sa", "context": {"cluster": cfg["clusters"][0]["name"], "user": "sa"}}]
+    cfg["current-context"] = "sa"
+    path = world.workdir / f"sa-{ns}.kubeconfig"
+    path.write_text(yaml.safe_dump(cfg))
+    time.sleep(2.0)  # a new policy takes effect within a second or two
+    return path
 
 
 def _timed_failover(
@@ -260,6 +295,9 @@ def run_failover(world: World, plan: FailoverPlan, *, say: Callable[[str], None]
         "writes_audited": sum(1 for e in audit if e["ok"] and e["identity"]),
         "writes_from_deposed_leaders": len(deposed),
         "of_which_in_flight_when_paused": sum(d["in_flight_at_pause"] for d in deposed),
+        "late_writes_refused_by_the_fence": sum(
+            1 for e in audit if e["identity"] and e["code"] in (403, 422) and e["verb"] in ("patch", "update")
+        ),
     }
     return {
         "figures": figures,

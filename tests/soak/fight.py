@@ -225,6 +225,7 @@ def _not_owned(kind: str, obj: dict[str, Any]) -> str:
     o = json.loads(json.dumps({"spec": obj.get("spec"), "labels": obj["metadata"].get("labels"),
                                "annotations": obj["metadata"].get("annotations") or {}}))  # fmt: skip
     o["annotations"].pop("gatekeeper.dev/original", None)
+    o["annotations"].pop("gatekeeper.dev/written-by", None)
     s = o["spec"]
     if kind == "gateway-api":
         for r in s["rules"][0]["backendRefs"]:
