@@ -866,6 +866,20 @@ def test_the_fence_policy_refuses_status_and_route_writes_of_a_replica_the_lease
              "reportingInstance": "gatekeeper-controller/pod-a"}  # fmt: skip
     with pytest.raises(ApiException, match="held by pod-b"):  # and Events
         client.CoreV1Api(as_controller).create_namespaced_event(ns, event)
+    from gatekeeper.controller.decision_store import DecisionStore  # and decision records
+    from gatekeeper.routing.base import WRITER_ANNOTATION
+
+    gate_obj = custom.get_namespaced_custom_object("gatekeeper.dev", "v1alpha1", ns, "gates", "web")
+    for replica, refused in (("pod-a", True), ("pod-b", False)):
+        store = DecisionStore(as_controller, field_manager=f"gatekeeper@{replica}",
+                              writer=f"gatekeeper-controller/{replica}")  # fmt: skip
+        body = store._body(gate_obj, None, [], {})
+        assert body["metadata"]["annotations"][WRITER_ANNOTATION] == f"gatekeeper-controller/{replica}"
+        if refused:
+            with pytest.raises(ApiException, match="held by pod-b"):
+                client.CoreV1Api(as_controller).create_namespaced_config_map(ns, body)
+        else:
+            client.CoreV1Api(as_controller).create_namespaced_config_map(ns, body)
     client.CoordinationV1Api(kube_admin).patch_namespaced_lease(
         "gatekeeper-controller", ns, {"spec": {"holderIdentity": ""}}
     )

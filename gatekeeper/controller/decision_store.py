@@ -36,6 +36,7 @@ from typing import Any
 
 from gatekeeper.controller.decisions import build_record, decisions_between, decode, encode, summary_of
 from gatekeeper.judge import Judgement
+from gatekeeper.routing.base import WRITER_ANNOTATION
 from gatekeeper.spec.status import GateStatus
 
 __all__ = [
@@ -128,11 +129,13 @@ class DecisionStore:
         timeout: float = 10.0,
         max_records: int = MAX_RECORDS,
         max_bytes: int = MAX_BYTES,
+        writer: str = "",
     ) -> None:
         from kubernetes import client
 
         self._core = client.CoreV1Api(api_client)
         self.field_manager, self._fence, self._timeout = field_manager, fence, timeout
+        self.writer = writer  # "<lease>/<identity>" in WRITER_ANNOTATION, for the chart's fence policy
         self.max_records, self.max_bytes = max_records, max_bytes
 
     # -- writing --------------------------------------------------------------------------------------------
@@ -201,6 +204,7 @@ class DecisionStore:
             "annotations": {
                 GATE_ANNOTATION: name,
                 INDEX_ANNOTATION: json.dumps([s.to_dict() for s in index], separators=(",", ":")),
+                **({WRITER_ANNOTATION: self.writer} if self.writer else {}),
             },
         }
         if meta.get("uid"):

@@ -169,7 +169,12 @@ class Controller:
             hooks=hooks or NoCrash(),
             heartbeat=settings.heartbeat,
             recorder=Recorder(
-                DecisionStore(api_client, field_manager=f"gatekeeper@{settings.identity}", fence=fence)
+                DecisionStore(
+                    api_client,
+                    field_manager=f"gatekeeper@{settings.identity}",
+                    fence=fence,
+                    writer=self.writer,
+                )
             ),
         )
         self._slots: dict[GateRef, _Slot] = {}

@@ -16,11 +16,13 @@ named ``regression-*``); dictionaries of the formats' words are built from the s
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gzip
 import http.server
 import json
 import os
+import shutil
 import tempfile
 import threading
 from collections.abc import Callable
@@ -45,6 +47,7 @@ class Target:
 
 # -- spec ---------------------------------------------------------------------------------------------------
 _SPEC_DIR = tempfile.mkdtemp(prefix="gk-fuzz-spec-")
+atexit.register(shutil.rmtree, _SPEC_DIR, True)  # a worker process per target: leave no directory behind
 _SPEC_FILE = Path(_SPEC_DIR) / "gate.yaml"
 
 
