@@ -89,8 +89,11 @@ def check_gate(
         expected = list(weights)
     elif final.phase == Phase.ROLLED_BACK:
         expected = [*weights[: k + 1], 0]
-    else:
+    else:  # unfinished: a pending intent's change may not be made yet (pending, not lost)
         expected = list(weights[: k + 1]) if final.stage_started_at is not None else []
+        pending = final.intent is not None and not final.intent.done
+        if pending and expected and expected[-1] == round(final.intent.to_weight) and last_w != expected[-1]:
+            expected.pop()
     common = _lcs(seq, expected)
     fig = GateFigures(gate, kind, final.phase.value, seq, expected, lost=len(expected) - common,
                       doubled=len(seq) - common, exceeding=exceeding)  # fmt: skip

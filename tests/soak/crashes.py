@@ -47,7 +47,10 @@ class CrashPlan:
     kills: int = 2000
     gates_per_kind: int = 3
     rate: float = 30.0  # gate seconds per real second
-    data_minutes: float = 120.0  # the epoch ends before its data does (a slow machine finishes later)
+    data_minutes: float = 150.0  # the epoch ends before its data does (a slow machine finishes later)
+    kill_minutes: float = (
+        115.0  # gate minutes of kills; the rest is the clean process's to finish the rollouts
+    )
     seed: int = 1
     edge_share: float = 0.35
     mid_share: float = 0.30  # the rest: random-time kills by the harness
@@ -152,6 +155,9 @@ def _epoch(
             gates.append((name, kind, name))
     anchor = time.time()
     deadline = anchor + (plan.data_minutes * 60 - 240) / plan.rate  # stop well before the data ends
+    kill_deadline = (
+        anchor + plan.kill_minutes * 60 / plan.rate
+    )  # a loaded machine still leaves time to finish
     log = world.workdir / f"crash-{ns}.log"
     kills: Counter[str] = Counter()
     unexpected: list[str] = []
@@ -161,7 +167,7 @@ def _epoch(
         latest = recorder.latest("gate")
         return len(latest) == len(gates) and all((s.status.get("phase") in TERMINAL) for s in latest.values())
 
-    while sum(kills.values()) < left and time.time() < deadline and not finished():
+    while sum(kills.values()) < left and time.time() < kill_deadline and not finished():
         roll = rng.random()
         crash_at, mode, limit = None, "random", rng.uniform(0.3, 2.5)
         if roll < plan.edge_share:
