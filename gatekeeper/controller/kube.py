@@ -377,6 +377,8 @@ class Watcher:
                 self.synced.set()
                 self._stream(rv)
             except Exception as e:  # keep watching whatever happens; the next list heals
+                if self._stop.is_set():
+                    break  # stopping closes the stream under us: not worth a warning
                 log.warning("Gate watch restarting after: %s", e)
                 self._stop.wait(self.backoff)
 
