@@ -256,9 +256,15 @@ def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, f
             if expect is None:
                 continue
             paged = any(e.start <= t <= e.end + 2 * INTERVAL / rate + 1.0 for t, _ in gate_pages)
-            if paged != expect:
+            if paged != expect:  # what the gate did meanwhile says why (a starved look, a late page)
+                during = [served for arrived, served in reqs if e.start <= arrived <= e.end]
                 mismatches.append({"gate": name, "outage": e.kind, "seconds": round(e.seconds, 1),
-                                   "expected_page": expect, "paged": paged})  # fmt: skip
+                                   "expected_page": expect, "paged": paged, "real_s": round(e.end - e.start, 2),
+                                   "requests_during": len(during), "failed_during": sum(x != "up" for x in during),
+                                   "pages_from_start_s": [round(t - e.start, 2) for t, _ in gate_pages
+                                                          if e.start - 5 <= t <= e.end + 30],
+                                   "statuses_during": [f"{x.phase.value}:{x.consecutive_errors}"
+                                                       for seen, x in seq if e.start <= seen <= e.end + 2][:12]})  # fmt: skip
     short = [r for r in reverts if r["outage"] and r["outage"]["within_budget"]]
     return {
         "figures": {

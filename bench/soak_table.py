@@ -1,0 +1,131 @@
+"""The README's reliability table, from the full-mode results only (``bench/results/soak-*.json``, ``fuzz.json``).
+
+    .venv/bin/python bench/soak_table.py            # prints Markdown; paste it under "Reliability at volume"
+
+Each row is one goal of a part, beside the figure the run measured, whether it was met, and the run's context
+(size, wall time, load average). A part that has no full-mode result yet is listed as not run: the table never
+shows a figure that no run produced.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "bench" / "results"
+PARTS = {
+    "crashes": ("1. kill -9 at random points, all four routers", "kills"),
+    "failover": ("2. leader failover among 3 replicas", "kill9_failovers"),
+    "outages": ("3. Prometheus outages, 5 s to 30 min of gate time", "outages"),
+    "fight": ("4. a writer fighting over the route", "episodes"),
+    "upgrade": ("5. upgrade mid-rollout to a status format one higher", "gates"),
+}
+# an "all" goal is met when the figure equals this other figure of the same run
+ALL_OF = {
+    "fighters_held_and_named": "fighters",
+    "fighters_held_after_exactly_limit_fights": "fighters",
+}
+
+
+def met(goal: Any, value: Any, figures: dict[str, Any], key: str) -> str:
+    """ "yes" / "**no**" / "" (a goal this table cannot judge by itself)."""
+    if value is None:
+        return "**no figure**"
+    if isinstance(goal, (int, float)):
+        return "yes" if value == goal else "**no**"
+    text = str(goal).replace(",", "")
+    if m := re.match(r"\s*(<=|>=|<|>)\s*([\d.]+)", text):
+        op, bound = m.group(1), float(m.group(2))
+        ok = {"<": value < bound, "<=": value <= bound, ">": value > bound, ">=": value >= bound}[op]
+        return "yes" if ok else "**no**"
+    if text.startswith("all") and key in ALL_OF and ALL_OF[key] in figures:
+        return "yes" if value == figures[ALL_OF[key]] else "**no**"
+    return ""
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:,.3g}" if abs(v) < 1000 else f"{v:,.0f}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    return str(v)
+
+
+def load_part(part: str) -> dict[str, Any] | None:
+    """A part's full-mode result; runs split over seeds (``soak-PART-seedN.json``, run side by side because a
+    kill cycle is bound by wall time, not CPU) are added up: counts summed, wall time the longest."""
+    path = RESULTS / f"soak-{part}.json"
+    if path.exists():
+        return dict(json.loads(path.read_text()))
+    shards = [json.loads(p.read_text()) for p in sorted(RESULTS.glob(f"soak-{part}-seed*.json"))]
+    shards = [d for d in shards if d.get("mode") == "full"]
+    if not shards:
+        return None
+    doc = dict(shards[0])
+    doc["figures"] = {}
+    for d in shards:
+        for k, v in d.get("figures", {}).items():
+            if isinstance(v, (int, float)) and not isinstance(v, bool):
+                doc["figures"][k] = doc["figures"].get(k, 0) + v
+    for k in ("kills", "processes", "epochs"):
+        if all(isinstance(d.get(k), int) for d in shards):
+            doc[k] = sum(d[k] for d in shards)
+    doc["seconds"] = max(d.get("seconds") or 0 for d in shards)
+    doc["commit"] = "/".join(sorted({str(d.get("commit", "?")) for d in shards}))
+    doc["shards"] = len(shards)
+    return doc
+
+
+def _context(doc: dict[str, Any]) -> str:
+    m = doc.get("machine", {})
+    before, after = (m.get("load_before") or [0])[0], (m.get("load_after") or [0])[0]
+    seconds = doc.get("seconds") or 0
+    runs = f"{doc['shards']} runs side by side, " if doc.get("shards") else ""
+    return f"{runs}{seconds / 60:.0f} min, load {before:.1f} to {after:.1f}, commit {doc.get('commit', '?')}"
+
+
+def rows() -> list[str]:
+    out = ["| part | goal | measured | met | run |", "|---|---|---|---|---|"]
+    for part, (title, _size) in PARTS.items():
+        doc = load_part(part)
+        if doc is None:
+            out.append(f"| {title} | | not run in full mode | | |")
+            continue
+        figures = doc.get("figures", {})
+        for i, (key, goal) in enumerate(doc.get("goals", {}).items()):
+            value = figures.get(key, doc.get(key))
+            out.append(
+                f"| {title if i == 0 else ''} | `{key}` {goal} | {_fmt(value)} | {met(goal, value, figures, key)} "
+                f"| {_context(doc) if i == 0 else ''} |"
+            )
+    fuzz = RESULTS / "fuzz.json"
+    title = "6. coverage-guided fuzzing of every input surface"
+    if fuzz.exists():
+        doc = json.loads(fuzz.read_text())
+        totals = doc.get("totals", {})
+        for i, (key, goal) in enumerate(doc.get("goals", {}).items()):
+            value = totals.get(key)
+            load = doc.get("machine", {}).get("load_before") or [0]
+            ctx = (
+                f"{len(doc.get('targets', {}))} targets, load {load[0]:.1f}, commit {doc.get('commit', '?')}"
+            )
+            out.append(
+                f"| {title if i == 0 else ''} | `{key}` {goal} | {_fmt(value)} | {met(goal, value, totals, key)} "
+                f"| {ctx if i == 0 else ''} |"
+            )
+    else:
+        out.append(f"| {title} | | not run in full mode | | |")
+    return out
+
+
+def main() -> int:
+    print("\n".join(rows()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
