@@ -195,6 +195,12 @@ def _epoch(
                              origin=origin, anchor=anchor, rate=plan.rate, log=log)  # fmt: skip
     processes += 1
     while time.time() < deadline + 5 and not finished():
+        if final.poll() is not None:  # it gave up its Lease (a renewal slower than its deadline on a loaded
+            # machine: it stops writing and exits, as it must); a Deployment would start another
+            unexpected.append(f"{ns}: the clean process exited {final.poll()} (restarted); see {log}")
+            final = spawn_controller(world.kubeconfig, namespace=ns, prometheus=world.prometheus,
+                                     identity="soak", origin=origin, anchor=anchor, rate=plan.rate, log=log)  # fmt: skip
+            processes += 1
         time.sleep(0.1)
     if final.stop(15) != 0:
         unexpected.append(f"{ns}: the clean process did not stop cleanly; see {log}")
