@@ -17,9 +17,9 @@ import textwrap
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import promql_parser
 import yaml
 
+from gatekeeper.signals import promql
 from gatekeeper.spec.load import line_map
 
 Kind = Literal["unexpressed", "warning", "unresolved", "error", "assumption"]
@@ -300,7 +300,7 @@ def promql_problem(query: str) -> str | None:
         return "x"
 
     try:
-        promql_parser.parse(_SPEC_VAR.sub(stand_in, query))
+        promql.parse(_SPEC_VAR.sub(stand_in, query))
     except ValueError as e:
         return str(e)
     return None

@@ -21,6 +21,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 import promql_parser
 
+from gatekeeper.signals import promql
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.render import aggregate, scoped, split_arms
 from gatekeeper.sources.base import QueryResult, Series
@@ -264,7 +265,7 @@ def _plan(wanted: dict[str, Counter]) -> dict[str, tuple[str, tuple[tuple[str, s
 
 def _parse_selector(c: Counter) -> tuple[str, frozenset[tuple[str, str, str]]] | None:
     try:
-        expr = promql_parser.parse(c.selector)
+        expr = promql.parse(c.selector)
     except Exception:  # the query is rendered and reported as it is; only the shortcut is skipped
         return None
     if not isinstance(expr, promql_parser.VectorSelector) or not expr.name:

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import promql_parser
-
+from gatekeeper.signals import promql
 from gatekeeper.signals.context import EvalContext
 from gatekeeper.signals.registry import render_queries
 from gatekeeper.signals.render import RenderError
@@ -38,14 +37,14 @@ def check_queries(gate: GateSpec) -> list[SpecIssue]:
             continue
         for label, query in queries.items():
             try:
-                promql_parser.parse(query)
+                promql.parse(query)
             except ValueError as e:
                 issues.append(
                     SpecIssue(field, f"{label} query does not parse ({e}): {query}", "fix the PromQL syntax")
                 )
     for j, sel in enumerate(gate.side_effects):
         try:
-            promql_parser.parse(sel)
+            promql.parse(sel)
         except ValueError as e:
             issues.append(
                 SpecIssue(f"sideEffects[{j}]", f"'{sel}' does not parse ({e})", "use a counter selector")
