@@ -57,3 +57,19 @@ def test_a_routing_change_missing_behind_a_finished_stage_is_lost() -> None:
     log = [s for s in _walk(3) if not (s.what == "nginx" and s.weight == STAGE_WEIGHTS[2])]
     fig = check_gate(log, gate="g", kind="nginx", route="r", weights=STAGE_WEIGHTS, min_duration=60.0)
     assert fig.lost == 1 and fig.doubled == 0
+
+
+def test_a_record_ending_inside_a_start_or_a_revert_is_neither_lost_nor_doubled() -> None:
+    start = _intent(0, 0, STAGE_WEIGHTS[0], done=False)
+    for route_written in (False, True):  # a start whose routing write may or may not have been made
+        log = [_gate(1, {"phase": "Progressing", "stage": 0, "weight": 0, "intent": start})]
+        log += [_route(2, STAGE_WEIGHTS[0])] if route_written else []
+        fig = check_gate(log, gate="g", kind="nginx", route="r", weights=STAGE_WEIGHTS, min_duration=60.0)
+        assert (fig.lost, fig.doubled) == (0, 0), route_written
+    revert = {**_intent(1, STAGE_WEIGHTS[1], 0, done=False), "action": "revert"}
+    log = [
+        *_walk(1),
+        _gate(90, {"phase": "RolledBack", "stage": 1, "weight": STAGE_WEIGHTS[1], "intent": revert}),
+    ]
+    fig = check_gate(log, gate="g", kind="nginx", route="r", weights=STAGE_WEIGHTS, min_duration=60.0)
+    assert (fig.lost, fig.doubled) == (0, 0)

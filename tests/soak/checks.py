@@ -89,11 +89,15 @@ def check_gate(
         expected = list(weights)
     elif final.phase == Phase.ROLLED_BACK:
         expected = [*weights[: k + 1], 0]
-    else:  # unfinished: a pending intent's change may not be made yet (pending, not lost)
+    else:
         expected = list(weights[: k + 1]) if final.stage_started_at is not None else []
-        pending = final.intent is not None and not final.intent.done
-        if pending and expected and expected[-1] == round(final.intent.to_weight) and last_w != expected[-1]:
+    if final.intent is not None and not final.intent.done:  # the record ends inside a change (no process was
+        # left to finish it): whether its routing write was made yet is open, so it is neither lost nor doubled
+        to = round(final.intent.to_weight)
+        if expected and expected[-1] == to and last_w != to:
             expected.pop()
+        elif last_w == to and expected[-1:] != [to]:
+            expected.append(to)
     common = _lcs(seq, expected)
     fig = GateFigures(gate, kind, final.phase.value, seq, expected, lost=len(expected) - common,
                       doubled=len(seq) - common, exceeding=exceeding)  # fmt: skip
