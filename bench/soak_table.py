@@ -1,6 +1,7 @@
 """The README's reliability table, from the full-mode results only (``bench/results/soak-*.json``, ``fuzz.json``).
 
-    .venv/bin/python bench/soak_table.py            # prints Markdown; paste it under "Reliability at volume"
+    .venv/bin/python bench/soak_table.py            # prints the Markdown table
+    .venv/bin/python bench/soak_table.py --readme   # and writes it between the README's soak-table markers
 
 Each row is one goal of a part, beside the figure the run measured, whether it was met, and the run's context
 (size, wall time, load average). A part that has no full-mode result yet is listed as not run: the table never
@@ -131,7 +132,17 @@ def rows() -> list[str]:
 
 
 def main() -> int:
-    print("\n".join(rows()))
+    table = "\n".join(rows()) + "\n"
+    print(table, end="")
+    if "--readme" in sys.argv[1:]:
+        readme = ROOT / "README.md"
+        text = readme.read_text()
+        begin, end = "<!-- soak-table -->\n", "<!-- /soak-table -->"
+        if begin not in text or end not in text:
+            print(f"README.md has no {begin.strip()} ... {end} block", file=sys.stderr)
+            return 2
+        head, rest = text.split(begin, 1)
+        readme.write_text(head + begin + table + end + rest.split(end, 1)[1])
     return 0
 
 
