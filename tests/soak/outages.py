@@ -22,7 +22,9 @@ Figures, from the API server's record of every Gate version and the proxy's log 
   human and page its owners (one ``Held`` notification, severity critical) once the outage outlasts the spec:
   more than ``consecutiveErrorLimit`` failed looks in a row (``refused``, ``error``, ``slow``) or
   ``outageBudget`` without usable data (``partial``); and must not for an outage too short to get there.
-  Lengths within a few looks of the limit may go either way and are not judged. Goal 0 mismatches.
+  Counted in the looks the gate made (the proxy's failed answers; for ``refused``, the Gate's status
+  versions), not in looks that would fit in the outage's gate time: a loaded machine looks less often than
+  the compressed clock asks. A count one look either side of the limit is not judged. Goal 0 mismatches.
 """
 
 from __future__ import annotations
@@ -251,7 +253,14 @@ def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, f
             if not before or before[-1].phase != Phase.PROGRESSING or before[-1].stage_started_at is None:
                 judged["not_progressing"] += 1
                 continue
-            expect = _expect(e, rate=rate)
+            until = e.end + 2 * INTERVAL / rate + 1.0
+            tried = [served for arrived, served in reqs if e.start <= arrived <= until]
+            looked = [
+                x for seen, x in seq if e.start <= seen <= until and x.consecutive_errors
+            ]  # failed looks
+            failed = len(looked) if e.kind == "refused" else sum(x != "up" for x in tried)
+            late = sum(1 for arrived, _ in reqs if e.start + (BUDGET + INTERVAL) / rate <= arrived <= e.end)
+            expect = _expect(e, failed=failed, late_looks=late)
             judged[{True: "must_page", False: "must_not_page", None: "either"}[expect]] += 1
             if expect is None:
                 continue
@@ -284,18 +293,23 @@ def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, f
     }
 
 
-def _expect(e: Episode, *, rate: float) -> bool | None:
-    """Must the outage page (True), must it not (False), or is it too close to the limit to say (None)?"""
+def _expect(e: Episode, *, failed: int, late_looks: int) -> bool | None:
+    """Must the outage page (True), must it not (False), or is it too close to the limit to say (None)?
+
+    Judged on the looks the gate made, not on how many would fit in the outage's gate time: on a loaded
+    machine a controller looks less often than the compressed clock asks (a look every 40 gate seconds instead
+    of 15), and the spec counts failed looks. ``failed``: looks that failed during the outage (the proxy's
+    failed answers; for a refused outage, which never reaches the proxy, the Gate's status versions, one per
+    look); ``late_looks``: looks of a ``partial`` outage after its budget ran out (the proxy's log)."""
     d = e.seconds
     if e.kind == "flapping":
         return (
             False  # each gate's answers alternate: never two failed looks in a row, evidence every other look
         )
     if e.kind == "partial":
-        return True if d >= BUDGET + 3 * INTERVAL else False if d < BUDGET else None
-    look = INTERVAL if e.kind != "slow" else INTERVAL + TIMEOUT * rate  # a slow look waits out the timeout
-    if d < LIMIT * INTERVAL - INTERVAL:
-        return False  # at most LIMIT looks fit: never more than LIMIT failures in a row
-    if d >= (LIMIT + 3) * look:
+        return False if d < BUDGET else True if late_looks >= 1 else None
+    if failed <= LIMIT - 1:
+        return False  # never more than LIMIT failures in a row
+    if failed >= LIMIT + 2:
         return True
-    return None
+    return None  # the last failure may be the hold itself, or a slow look that returns after the outage
