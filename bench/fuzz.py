@@ -170,6 +170,7 @@ def main() -> int:
     say(f"fuzzing {sum(plan.values()):,} inputs over {len(plan)} targets, {a.jobs} at a time (seed {a.seed}): "
         + ", ".join(f"{t} {n:,}" for t, n in plan.items()))  # fmt: skip
     load_before = os.getloadavg()
+    commit = _commit()  # the code that ran, not whatever HEAD is when the run ends
     t0 = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="gk-fuzz-") as tmp, ThreadPoolExecutor(a.jobs) as pool:
         done = {t: r for t, n in plan.items() if (r := _part(a.parts, t, n, a.seed)) is not None}
@@ -197,7 +198,7 @@ def main() -> int:
         "benchmark": "fuzz",
         "mode": "quick" if a.quick else "full",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": _commit(),
+        "commit": commit,
         "machine": {
             "cpus": os.cpu_count(),
             "python": platform.python_version(),

@@ -138,6 +138,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None)
     a = ap.parse_args()
     load_before = os.getloadavg()
+    commit = _commit()  # the code that ran, not whatever HEAD is when the run ends
     workdir = Path(tempfile.mkdtemp(prefix=f"gk-soak-{a.part}-"))
     t0 = time.monotonic()
     try:
@@ -151,7 +152,7 @@ def main() -> int:
         "benchmark": f"soak-{a.part}",
         "mode": "quick" if a.quick else "full",
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "commit": _commit(),
+        "commit": commit,
         "seconds": round(time.monotonic() - t0, 1),
         "machine": {
             "cpus": os.cpu_count(),
