@@ -109,7 +109,8 @@ def run_target(name: str, runs: int, *, seed: int, workdir: Path) -> dict[str, A
     finding = None
     if rc != 0:
         kind = ("hang" if "libFuzzer: timeout" in log or "SlowInput" in log else "memory" if "out-of-memory" in log
-                else "exception" if "Uncaught Python exception" in log else "other")  # fmt: skip
+                else "exception" if "Uncaught Python exception" in log
+                else "exit" if "fuzz target exited" in log else "other")  # fmt: skip
         marks = [
             i for i in (log.find("=== Uncaught"), log.find("ALARM"), log.find("out-of-memory")) if i >= 0
         ]
@@ -135,7 +136,7 @@ def run_target(name: str, runs: int, *, seed: int, workdir: Path) -> dict[str, A
         "rss_peak_mb": stats.get("peak_rss_mb", last["rss_mb"] if last else None),
         "slowest_input_cpu_ms": slowest_ms,
         "exit_code": rc,
-        "uncaught": 1 if finding and finding["kind"] == "exception" else 0,
+        "uncaught": 1 if finding and finding["kind"] in ("exception", "exit", "other") else 0,
         "hangs": 1 if finding and finding["kind"] == "hang" else 0,
         "memory": 1 if finding and finding["kind"] == "memory" else 0,
         "finding": finding,

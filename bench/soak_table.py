@@ -115,7 +115,15 @@ def rows() -> list[str]:
     title = "6. coverage-guided fuzzing of every input surface"
     if fuzz.exists():
         doc = json.loads(fuzz.read_text())
-        totals = doc.get("totals", {})
+        totals = dict(doc.get("totals", {}))
+        found = [
+            t
+            for t in doc.get("targets", [])
+            if (t.get("finding") or {}).get("kind") in ("exception", "exit", "other")
+        ]
+        totals["uncaught"] = max(
+            totals.get("uncaught", 0), len(found)
+        )  # a target that exited is a finding too
         for i, (key, goal) in enumerate(doc.get("goals", {}).items()):
             value = totals.get(key)
             load = doc.get("machine", {}).get("load_before") or [0]

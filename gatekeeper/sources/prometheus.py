@@ -87,7 +87,10 @@ class PrometheusSource:
             doc = json.loads(body)
         except ValueError:
             return
-        said = tuple(str(w) for w in doc.get("warnings") or ())
+        if not isinstance(doc, dict):  # not an answer at all: the parser says so with a typed error
+            return
+        warnings = doc.get("warnings") or ()
+        said = tuple(str(w) for w in warnings) if isinstance(warnings, list) else (str(warnings),)
         if doc.get("isPartial"):
             said += ("the backend marked its answer partial (isPartial: true)",)
         self._said.warnings = said

@@ -112,7 +112,8 @@ def load_gate_text(text: str, *, args: dict[str, str] | None = None, source: str
 
 def _from_resource(obj: dict[str, Any]) -> dict[str, Any]:
     spec = dict(obj["spec"])
-    spec.setdefault("name", (obj.get("metadata") or {}).get("name"))
+    meta = obj.get("metadata")
+    spec.setdefault("name", meta.get("name") if isinstance(meta, dict) else None)
     return spec
 
 

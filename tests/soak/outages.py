@@ -259,7 +259,9 @@ def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, f
                 x for seen, x in seq if e.start <= seen <= until and x.consecutive_errors
             ]  # failed looks
             failed = len(looked) if e.kind == "refused" else sum(x != "up" for x in tried)
-            late = sum(1 for arrived, _ in reqs if e.start + (BUDGET + INTERVAL) / rate <= arrived <= e.end)
+            failed += before[-1].consecutive_errors  # failures in a row from before it (no good look between)
+            first = min((a for a, x in reqs if e.start <= a <= e.end and x != "up"), default=e.end)
+            late = sum(1 for arrived, _ in reqs if first + (BUDGET + INTERVAL) / rate <= arrived <= e.end)
             expect = _expect(e, failed=failed, late_looks=late)
             judged[{True: "must_page", False: "must_not_page", None: "either"}[expect]] += 1
             if expect is None:
@@ -300,7 +302,8 @@ def _expect(e: Episode, *, failed: int, late_looks: int) -> bool | None:
     machine a controller looks less often than the compressed clock asks (a look every 40 gate seconds instead
     of 15), and the spec counts failed looks. ``failed``: looks that failed during the outage (the proxy's
     failed answers; for a refused outage, which never reaches the proxy, the Gate's status versions, one per
-    look); ``late_looks``: looks of a ``partial`` outage after its budget ran out (the proxy's log)."""
+    look; plus the failed looks in a row it began with); ``late_looks``: looks of a ``partial`` outage after
+    the budget, counted from its first answer without the canary, ran out (the proxy's log)."""
     d = e.seconds
     if e.kind == "flapping":
         return (
