@@ -755,7 +755,14 @@ def test_the_intake_pod_passes_the_restricted_pod_security_standard(
     template = one(objs, "Deployment", "-intake", component="intake")["spec"]["template"]
     pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "gk-intake", **template["metadata"]},
            "spec": template["spec"]}  # fmt: skip
-    core.create_namespaced_pod(ns, pod)  # admitted by the API server's own admission
+    created = core.create_namespaced_pod(ns, pod)  # admitted by the API server's own admission
+    assert created.metadata.name == "gk-intake"
+    from kubernetes.client.exceptions import ApiException
+
+    loose = {**pod, "metadata": {"name": "gk-loose"}, "spec": {**pod["spec"], "securityContext": {}}}
+    loose["spec"]["containers"] = [{**c, "securityContext": {}} for c in pod["spec"]["containers"]]
+    with pytest.raises(ApiException, match="restricted"):  # the same pod without its hardening is refused
+        core.create_namespaced_pod(ns, loose)
 
 
 def test_the_example_collector_config_routes_by_trace_id_to_the_charts_intake_peers_with_the_token(
