@@ -406,15 +406,19 @@ def status_managers(gate: dict[str, Any]) -> dict[str, str]:
 class HookServer:
     """A real HTTP server answering each path as told: a status code, or ``"hang"`` (no answer for 3 s)."""
 
-    def __init__(self, answers: dict[str, int | str]) -> None:
+    def __init__(self, answers: dict[str, int | str], *, delay: float = 0.0) -> None:
+        """``delay``: seconds every answer waits (so a client can be killed mid-call)."""
         self.answers = dict(answers)
         self.calls: list[tuple[str, dict[str, Any], float]] = []
+        self.received_at: list[float] = []  # wall-clock time of each call, for comparing with other logs
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
+                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
+                outer.received_at.append(time.time())
                 outer.calls.append((self.path, body, time.monotonic()))
+                time.sleep(delay)
                 answer = outer.answers.get(self.path, 200)
                 if answer == "hang":
                     time.sleep(3)

@@ -23,17 +23,15 @@ from __future__ import annotations
 import random
 import secrets
 import signal
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 from gatekeeper.controller.executor import POINTS
-from tests.controller_support import spawn_controller
+from tests.controller_support import HookServer, spawn_controller
 from tests.fixtures.prometheus import current_step_ms
 from tests.soak.checks import check_gate, totals
 from tests.soak.world import KINDS, STAGE_WEIGHTS, Recorder, World
@@ -59,33 +57,12 @@ class CrashPlan:
     )
 
 
-class SlowHook:
+class SlowHook(HookServer):
     """A gating hook endpoint that approves after ``delay`` seconds (so a kill can land mid-call)."""
 
     def __init__(self, delay: float = 0.03) -> None:
-        self.calls = 0
-        outer = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                outer.calls += 1
-                time.sleep(delay)
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/confirm"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        super().__init__({}, delay=delay)
+        self.url += "/confirm"
 
 
 def run_crashes(world: World, plan: CrashPlan, *, say: Callable[[str], None] = print) -> dict[str, Any]:
@@ -119,7 +96,7 @@ def run_crashes(world: World, plan: CrashPlan, *, say: Callable[[str], None] = p
         "kills_by_point": dict(sorted(kills.items())),
         "processes": processes,
         "unexpected_exits": unexpected,
-        "hook_calls": hook.calls,
+        "hook_calls": len(hook.calls),
         "seconds": round(time.monotonic() - t0, 1),
         "epochs": len(epochs),
         "gate_clock_rate": plan.rate,

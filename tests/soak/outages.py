@@ -29,20 +29,17 @@ Figures, from the API server's record of every Gate version and the proxy's log 
 
 from __future__ import annotations
 
-import json
 import math
 import random
 import re
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from gatekeeper.ops.actions import resume
 from gatekeeper.spec.status import GateStatus, Phase
-from tests.controller_support import spawn_controller
+from tests.controller_support import HookServer, spawn_controller
 from tests.fixtures.prometheus import current_step_ms
 from tests.soak.promproxy import PromProxy
 from tests.soak.world import KINDS, Recorder, World
@@ -75,32 +72,18 @@ class Episode:
     end: float
 
 
-class Pager:
+class Pager(HookServer):
     """The gates' notification webhook: every POST with its wall time, per gate (the URL path)."""
 
     def __init__(self) -> None:
-        self.pages: list[tuple[float, str, dict[str, Any]]] = []
-        outer = self
+        super().__init__({})
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
-                outer.pages.append((time.time(), self.path.strip("/"), body))
-                self.send_response(200)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+    @property
+    def pages(self) -> list[tuple[float, str, dict[str, Any]]]:
+        return [
+            (t, path.strip("/"), body)
+            for t, (path, body, _) in zip(self.received_at, self.calls, strict=True)
+        ]
 
 
 def run_outages(world: World, plan: OutagePlan, *, say: Callable[[str], None] = print) -> dict[str, Any]:
