@@ -20,7 +20,7 @@ from typing import Any, Literal
 import yaml
 
 from gatekeeper.signals import promql
-from gatekeeper.spec.load import line_map
+from gatekeeper.spec.load import compose_documents, line_map
 
 Kind = Literal["unexpressed", "warning", "unresolved", "error", "assumption"]
 _ORDER = {"error": 0, "unresolved": 1, "warning": 2, "unexpressed": 3, "assumption": 4}
@@ -164,8 +164,9 @@ def load_documents(text: str, *, file: str) -> list[Doc]:
     text, elided = _without_elisions(text)
     stripped = text.lstrip()
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
-        datas = list(yaml.safe_load_all(text))
+        # the pure-Python parser on purpose: libyaml reads tab-separated flow text (most JSON with a typo)
+        # as YAML, where this one fails and the JSON parser then names the line of the typo
+        parsed = compose_documents(text, single=False, loader=yaml.SafeLoader)
     except yaml.YAMLError as e:
         if stripped.startswith(("{", "[")):
             return [_load_json(text, file=file)]
@@ -175,7 +176,7 @@ def load_documents(text: str, *, file: str) -> list[Doc]:
         raise ImportInputError(f"{where}: not valid YAML or JSON ({problem}); fix the syntax") from e
     docs = [
         Doc(file=file, data=data, lines=line_map(node), index=i)
-        for i, (node, data) in enumerate(zip(nodes, datas, strict=True))
+        for i, (node, data) in enumerate(parsed)
         if data is not None
     ]
     if not docs:

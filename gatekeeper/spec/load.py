@@ -18,6 +18,8 @@ from pydantic import BaseModel, ValidationError
 from gatekeeper.spec.models import GateSpec
 
 RESERVED = frozenset({"selector", "arm", "window", "step"})
+#: libyaml's parser when PyYAML was built with it (the wheels are): about 10x the pure-Python one
+_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _VAR = re.compile(r"\$\{([^}]*)\}")
 
 
@@ -82,8 +84,7 @@ def decode_text(data: bytes, *, source: str = "") -> str:
 
 def load_gate_text(text: str, *, args: dict[str, str] | None = None, source: str = "") -> GateSpec:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.safe_load(text)
+        node, raw = next(iter(compose_documents(text)), (None, None))
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark else None
@@ -115,6 +116,25 @@ def _from_resource(obj: dict[str, Any]) -> dict[str, Any]:
     meta = obj.get("metadata")
     spec.setdefault("name", meta.get("name") if isinstance(meta, dict) else None)
     return spec
+
+
+def compose_documents(text: str, *, single: bool = True, loader: Any = None) -> list[tuple[yaml.Node, Any]]:
+    """Each YAML document of `text` as (node tree, Python data), parsed once: the lines come from the nodes
+    and the data is constructed from the same nodes (safe constructors only). `single`: more than one
+    document is a YAML error, as with `yaml.safe_load`. `loader`: a PyYAML safe loader class (default: libyaml's
+    when present). Raises `yaml.YAMLError`."""
+    loader = (loader or _LOADER)(text)
+    try:
+        if single:
+            node = loader.get_single_node()
+            return [] if node is None else [(node, loader.construct_document(node))]
+        out = []
+        while loader.check_node():
+            node = loader.get_node()
+            out.append((node, loader.construct_document(node)))
+        return out
+    finally:
+        loader.dispose()
 
 
 def line_map(node: yaml.Node | None, path: tuple[Any, ...] = ()) -> dict[tuple[Any, ...], int]:
