@@ -12,6 +12,8 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gatekeeper.sources import QueryRejected, SourceUnavailable
 from gatekeeper.sources.prometheus import PrometheusSource
@@ -113,6 +115,13 @@ def _answer(result: object) -> bytes:
         (_answer([{"metric": {}, "value": [1, "abc"]}]), r"data.result\[0\].value\[0\]"),
         (_answer([{"metric": {}, "value": ["1", "2"]}]), r"data.result\[0\].value\[0\]"),
         (_answer([{"metric": {}, "value": [1e309, "2"]}]), r"data.result\[0\].value\[0\]"),
+        # an integer time beyond any float was an OverflowError traceback (found reading the parser)
+        (_answer([{"metric": {}, "value": [10**400, "2"]}]), r"data.result\[0\].value\[0\]"),
+        (
+            _answer([{"metric": {}, "values": [[1, "1"], [2, "1"], [3, "x"]]}]),
+            r"data.result\[0\].values\[2\]",
+        ),
+        (_answer([{"metric": {}, "values": [[1, "1"], [True, "1"]]}]), r"data.result\[0\].values\[1\]"),
     ],
 )
 def test_an_answer_not_shaped_like_prometheus_is_unavailable_naming_where(recorder, body, where):
@@ -242,3 +251,40 @@ signals:
     for outcome in judgement.signals:
         assert outcome.verdict == Verdict.NODATA
         assert "incomplete" in outcome.reason and "No StoreAPIs matched" in outcome.reason
+
+
+_ELEMENT = st.one_of(
+    st.integers(-(10**400), 10**400), st.floats(), st.booleans(), st.none(),
+    st.sampled_from(["1", "2.5", "NaN", "+Inf", "-Inf", "1_0", " 3 ", "x", "", "0x10"]), st.text(max_size=4),
+)  # fmt: skip
+_PAIR = st.one_of(st.lists(_ELEMENT, min_size=0, max_size=3), st.tuples(_ELEMENT, _ELEMENT), _ELEMENT)
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(_PAIR, max_size=6))
+def test_samples_are_read_by_the_documented_rule_whatever_the_shape(pairs):
+    """The column-wise reading of a series' samples accepts exactly what this pair-by-pair rule accepts (a
+    list of a finite JSON number and a string Python's float() reads) and names the first pair that breaks it."""
+    import math
+
+    import numpy as np
+
+    from gatekeeper.sources.prometheus import MalformedAnswer, parse_result
+
+    def ok(p):
+        if not (type(p) is list and len(p) == 2 and type(p[0]) in (int, float) and type(p[1]) is str):
+            return False
+        try:
+            float(p[1])
+            return math.isfinite(float(p[0]))
+        except (ValueError, OverflowError):
+            return False
+
+    bad = next((j for j, p in enumerate(pairs) if not ok(p)), None)
+    if bad is not None:
+        with pytest.raises(MalformedAnswer, match=rf"values\[{bad}\]"):
+            parse_result([{"metric": {}, "values": pairs}], instant=False)
+        return
+    (series,) = parse_result([{"metric": {}, "values": pairs}], instant=False)
+    np.testing.assert_array_equal(series.timestamps, [float(p[0]) for p in pairs])
+    np.testing.assert_array_equal(series.values, [float(p[1]) for p in pairs])

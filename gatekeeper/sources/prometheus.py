@@ -19,6 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import operator
 import threading
 import time
 from collections.abc import Callable
@@ -251,22 +252,48 @@ def parse_result(data: Any, *, instant: bool) -> tuple[Series, ...]:
 
 
 def _series(labels: dict[str, str], pairs: list[Any], *, where: str) -> Series:
-    for j, p in enumerate(pairs):
-        if not _is_pair(p) or not _is_number(p[1]):
-            raise MalformedAnswer(f'{where}[{j}] is not a [time, "number"] pair: {str(p)[:60]}')
-    ts = np.array([float(p[0]) for p in pairs], dtype=float)
-    vals = np.array([float(p[1]) for p in pairs], dtype=float)  # "NaN", "+Inf" parse as Prometheus means
-    return Series(labels=dict(labels), timestamps=ts, values=vals)
+    columns = _fast_columns(pairs)
+    if columns is None:  # something is off: find it, pair by pair, and name it
+        for j, p in enumerate(pairs):
+            if not _is_pair(p) or not _is_number(p[1]):
+                raise MalformedAnswer(f'{where}[{j}] is not a [time, "number"] pair: {str(p)[:60]}')
+        columns = (
+            np.array([float(p[0]) for p in pairs], dtype=float),
+            np.array([float(p[1]) for p in pairs], dtype=float),  # "NaN", "+Inf" parse as Prometheus means
+        )
+    return Series(labels=dict(labels), timestamps=columns[0], values=columns[1])
+
+
+_first, _second = operator.itemgetter(0), operator.itemgetter(1)
+
+
+def _fast_columns(pairs: list[Any]) -> tuple[np.ndarray, np.ndarray] | None:
+    """(times, values) of well-formed pairs in whole-column passes (a raw-sample answer holds thousands), or
+    None when any pair is not what `_is_pair` and `_is_number` accept: the same rule, checked by type sets."""
+    if set(map(type, pairs)) - {list} or set(map(len, pairs)) - {2}:
+        return None
+    times, values = list(map(_first, pairs)), list(map(_second, pairs))
+    if set(map(type, times)) - {int, float} or set(map(type, values)) - {str}:
+        return None
+    try:
+        ts = np.array(times, dtype=float)
+        vals = np.array(list(map(float, values)), dtype=float)
+    except (ValueError, OverflowError):
+        return None
+    if not np.isfinite(ts).all():
+        return None
+    return ts, vals
 
 
 def _is_pair(p: Any) -> bool:
-    return (
-        isinstance(p, list)
-        and len(p) == 2
-        and isinstance(p[0], int | float)
-        and not isinstance(p[0], bool)
-        and math.isfinite(p[0])
-    )
+    if not (
+        isinstance(p, list) and len(p) == 2 and isinstance(p[0], int | float) and not isinstance(p[0], bool)
+    ):
+        return False
+    try:
+        return math.isfinite(p[0])
+    except OverflowError:  # an integer beyond any float (JSON allows it): not a time
+        return False
 
 
 def _is_number(v: Any) -> bool:
