@@ -217,31 +217,47 @@ def exact_steps(
     series started inside the window, resets).
     """
     start = float(points[0]) - step
-    n = len(points)
-    out: list[np.ndarray] = []
-    newest: float | None = None
-    started = resets = 0
-    for s in raw:
-        ts, vs = s.timestamps, s.values
-        ok = np.isfinite(vs) & (ts <= points[-1] + 1e-6)
-        ts, vs = ts[ok], vs[ok]
-        inc = np.zeros(n)
-        if len(ts):
-            newest = float(ts[-1]) if newest is None else max(newest, float(ts[-1]))
-            before = ts <= start + 1e-6
-            base = float(vs[before][-1]) if before.any() else 0.0
-            started += not before.any()
-            inside_t, inside_v = ts[~before], vs[~before]
-            prev = np.concatenate([[base], inside_v[:-1]])
-            delta = inside_v - prev
-            dropped = delta < 0
-            resets += int(dropped.sum())
-            delta = np.where(dropped, inside_v, delta)
-            k = np.ceil((inside_t - start) / step - 1e-9).astype(int) - 1
-            keep = (k >= 0) & (k < n)
-            np.add.at(inc, k[keep], delta[keep])
-        out.append(np.rint(inc))
-    return out, newest, started, resets
+    n, m = len(points), len(raw)
+    if not m:
+        return [], None, 0, 0
+    # every series at once: one pass of array operations over all samples, each tagged with its series
+    lengths = [len(s.timestamps) for s in raw]
+    sid = np.repeat(np.arange(m), lengths)
+    ts = np.concatenate([s.timestamps for s in raw]).astype(float, copy=False)
+    vs = np.concatenate([s.values for s in raw]).astype(float, copy=False)
+    ok = np.isfinite(vs) & (ts <= points[-1] + 1e-6)
+    sid, ts, vs = sid[ok], ts[ok], vs[ok]
+    inc = np.zeros((m, n))
+    if not len(ts):
+        return list(inc), None, 0, 0
+    newest = float(ts.max())
+    before = ts <= start + 1e-6
+    # the base of each series: its last sample at or before the window start (samples are in time order)
+    at = np.flatnonzero(before)
+    last = at[np.r_[sid[at][1:] != sid[at][:-1], True]] if len(at) else at
+    base = np.zeros(m)
+    base[sid[last]] = vs[last]
+    has_base = np.zeros(m, dtype=bool)
+    has_base[sid[last]] = True
+    has_samples = np.zeros(m, dtype=bool)
+    has_samples[sid] = True
+    started = int((has_samples & ~has_base).sum())
+    sid, ts, vs = sid[~before], ts[~before], vs[~before]
+    if len(ts):
+        prev = np.empty_like(vs)
+        prev[1:] = vs[:-1]
+        first = np.r_[True, sid[1:] != sid[:-1]]
+        prev[first] = base[sid[first]]
+        delta = vs - prev
+        dropped = delta < 0
+        resets = int(dropped.sum())
+        delta = np.where(dropped, vs, delta)
+        k = np.ceil((ts - start) / step - 1e-9).astype(int) - 1
+        keep = (k >= 0) & (k < n)
+        np.add.at(inc, (sid[keep], k[keep]), delta[keep])
+    else:
+        resets = 0
+    return list(np.rint(inc)), newest, started, resets
 
 
 def _plan(wanted: dict[str, Counter]) -> dict[str, tuple[str, tuple[tuple[str, str, str], ...]]]:
