@@ -10,9 +10,11 @@ shows a figure that no run produced.
 
 from __future__ import annotations
 
+import calendar
 import json
 import re
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -81,17 +83,35 @@ def load_part(part: str) -> dict[str, Any] | None:
     for k in ("kills", "processes", "epochs"):
         if all(isinstance(d.get(k), int) for d in shards):
             doc[k] = sum(d[k] for d in shards)
-    doc["seconds"] = max(d.get("seconds") or 0 for d in shards)
+    spans = [_span(d) for d in shards]
+    doc["seconds"] = _covered(spans)  # wall time with at least one run going
+    doc["at_once"] = max(sum(a <= t < b for a, b in spans) for t, _ in spans)
+    loads = [x for d in shards for x in (d["machine"]["load_before"][0], d["machine"]["load_after"][0])]
+    doc["machine"] = {**doc.get("machine", {}), "load_range": (min(loads), max(loads))}
     doc["commit"] = "/".join(sorted({str(d.get("commit", "?")) for d in shards}))
     doc["shards"] = len(shards)
     return doc
 
 
+def _span(doc: dict[str, Any]) -> tuple[float, float]:
+    """(start, end) of a run in seconds since the epoch: its `when` is written when it ends."""
+    end = calendar.timegm(time.strptime(doc["when"], "%Y-%m-%dT%H:%M:%SZ"))
+    return end - float(doc.get("seconds") or 0), float(end)
+
+
+def _covered(spans: list[tuple[float, float]]) -> float:
+    total, reach = 0.0, float("-inf")
+    for a, b in sorted(spans):
+        total += max(0.0, b - max(a, reach))
+        reach = max(reach, b)
+    return total
+
+
 def _context(doc: dict[str, Any]) -> str:
     m = doc.get("machine", {})
-    before, after = (m.get("load_before") or [0])[0], (m.get("load_after") or [0])[0]
+    before, after = m.get("load_range") or ((m.get("load_before") or [0])[0], (m.get("load_after") or [0])[0])
     seconds = doc.get("seconds") or 0
-    runs = f"{doc['shards']} runs side by side, " if doc.get("shards") else ""
+    runs = f"{doc['shards']} runs, {doc['at_once']} at a time, " if doc.get("shards") else ""
     return f"{runs}{seconds / 60:.0f} min, load {before:.1f} to {after:.1f}, commit {doc.get('commit', '?')}"
 
 
