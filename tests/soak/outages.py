@@ -237,15 +237,24 @@ def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, f
                 judged["not_progressing"] += 1
                 continue
             until = e.end + 2 * INTERVAL / rate + 1.0
-            tried = [served for arrived, served in reqs if e.start <= arrived <= until]
-            looked = [
-                x for seen, x in seq if e.start <= seen <= until and x.consecutive_errors
-            ]  # failed looks
-            failed = len(looked) if e.kind == "refused" else sum(x != "up" for x in tried)
-            failed += before[-1].consecutive_errors  # failures in a row from before it (no good look between)
-            first = min((a for a, x in reqs if e.start <= a <= e.end and x != "up"), default=e.end)
-            late = sum(1 for arrived, _ in reqs if first + (BUDGET + INTERVAL) / rate <= arrived <= e.end)
-            expect = _expect(e, failed=failed, late_looks=late)
+            if (
+                e.kind == "refused"
+            ):  # never reaches the proxy: the Gate's status versions, one per failed look
+                times = sorted({wall(x.last_evaluated_at) for seen, x in seq
+                                if e.start <= seen <= until and x.consecutive_errors and x.last_evaluated_at
+                                and wall(x.last_evaluated_at) >= e.start - 0.05})  # fmt: skip
+            else:
+                times = [arrived for arrived, x in reqs if e.start <= arrived <= until and x != "up"]
+            failed = len(times) + before[-1].consecutive_errors  # failures in a row from before it count
+            # the budget runs from the first look without usable evidence: one before the outage (a failed
+            # look of the last outage with no good look since) or the outage's first failed look
+            carried = None if before[-1].nodata_since is None else wall(before[-1].nodata_since)
+            since = carried if carried is not None else (times[0] if times else None)
+            late = near = 0
+            if since is not None:
+                late = sum(t >= since + (BUDGET + INTERVAL) / rate for t in times if t <= e.end + 0.5)
+                near = sum(t >= since + (BUDGET - INTERVAL) / rate for t in times)
+            expect = _expect(e, failed=failed, late_looks=late, near_looks=near, carried=carried is not None)
             judged[{True: "must_page", False: "must_not_page", None: "either"}[expect]] += 1
             if expect is None:
                 continue
@@ -278,24 +287,25 @@ def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, f
     }
 
 
-def _expect(e: Episode, *, failed: int, late_looks: int) -> bool | None:
-    """Must the outage page (True), must it not (False), or is it too close to the limit to say (None)?
+def _expect(e: Episode, *, failed: int, late_looks: int, near_looks: int, carried: bool) -> bool | None:
+    """Must the outage page (True), must it not (False), or is it too close to a limit to say (None)?
 
-    Judged on the looks the gate made, not on how many would fit in the outage's gate time: on a loaded
-    machine a controller looks less often than the compressed clock asks (a look every 40 gate seconds instead
-    of 15), and the spec counts failed looks. ``failed``: looks that failed during the outage (the proxy's
-    failed answers; for a refused outage, which never reaches the proxy, the Gate's status versions, one per
-    look; plus the failed looks in a row it began with); ``late_looks``: looks of a ``partial`` outage after
-    the budget, counted from its first answer without the canary, ran out (the proxy's log)."""
-    d = e.seconds
-    if e.kind == "flapping":
-        return (
-            False  # each gate's answers alternate: never two failed looks in a row, evidence every other look
-        )
-    if e.kind == "partial":
-        return False if d < BUDGET else True if late_looks >= 1 else None
-    if failed <= LIMIT - 1:
-        return False  # never more than LIMIT failures in a row
-    if failed >= LIMIT + 2:
+    The spec holds a gate on either limit: more than ``consecutiveErrorLimit`` failed looks in a row, or
+    ``outageBudget`` without usable evidence (any failed or incomplete look), counted from the first such
+    look, which may precede the outage. Judged on the looks the gate made, not on how many would fit in the
+    outage's gate time: on a loaded machine a controller looks less often than the compressed clock asks (a
+    look every 150 gate seconds instead of 15 while its Prometheus client backs off), so three failed looks
+    can outlast the budget. ``failed``: looks that failed during the outage (the proxy's failed answers; for
+    a refused outage, which never reaches the proxy, the Gate's status versions), plus the failed looks in a
+    row it began with; ``late_looks``: failed looks a whole interval past the budget's end; ``near_looks``:
+    failed looks less than an interval before it or later; ``carried``: the budget started before the
+    outage."""
+    if e.kind == "flapping":  # every other answer fails: a good look in between clears both counters
+        return False if not carried or near_looks == 0 else None
+    if late_looks >= 1:
         return True
-    return None  # the last failure may be the hold itself, or a slow look that returns after the outage
+    if e.kind != "partial" and failed >= LIMIT + 2:
+        return True
+    if (e.kind == "partial" or failed <= LIMIT - 1) and near_looks == 0:
+        return False
+    return None  # a look at a limit: the last failure may be the hold itself, or return after the outage
