@@ -294,7 +294,7 @@ def _expect(e: Episode, *, failed: int, late_looks: int, near_looks: int, carrie
     ``outageBudget`` without usable evidence (any failed or incomplete look), counted from the first such
     look, which may precede the outage. Judged on the looks the gate made, not on how many would fit in the
     outage's gate time: on a loaded machine a controller looks less often than the compressed clock asks (a
-    look every 150 gate seconds instead of 15 while its Prometheus client backs off), so three failed looks
+    look every ~150 gate seconds instead of 15, seen at load 7-8 on 2 cores), so three failed looks
     can outlast the budget. ``failed``: looks that failed during the outage (the proxy's failed answers; for
     a refused outage, which never reaches the proxy, the Gate's status versions), plus the failed looks in a
     row it began with; ``late_looks``: failed looks a whole interval past the budget's end; ``near_looks``:
