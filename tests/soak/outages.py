@@ -237,9 +237,8 @@ def judge(log: list[Any], episodes: list[Episode], requests: list[tuple[float, f
                 judged["not_progressing"] += 1
                 continue
             until = e.end + 2 * INTERVAL / rate + 1.0
-            if (
-                e.kind == "refused"
-            ):  # never reaches the proxy: the Gate's status versions, one per failed look
+            # a refused look never reaches the proxy: the Gate's status versions, one per failed look
+            if e.kind == "refused":
                 times = sorted({wall(x.last_evaluated_at) for seen, x in seq
                                 if e.start <= seen <= until and x.consecutive_errors and x.last_evaluated_at
                                 and wall(x.last_evaluated_at) >= e.start - 0.05})  # fmt: skip
